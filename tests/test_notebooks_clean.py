@@ -1,0 +1,27 @@
+"""Notebooks are committed without outputs and start with a seed cell."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+NOTEBOOKS = sorted(p for p in (Path(__file__).parent.parent / "notebooks").rglob("*.ipynb")
+                   if ".ipynb_checkpoints" not in p.parts)
+
+
+def test_there_are_notebooks():
+    assert len(NOTEBOOKS) >= 3
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_committed_without_outputs(path):
+    cells = json.loads(path.read_text())["cells"]
+    dirty = [i for i, c in enumerate(cells) if c["cell_type"] == "code" and (c.get("outputs") or c.get("execution_count"))]
+    assert not dirty, f"{path.name}: cells {dirty} have outputs; clear them before committing"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_seed_cell_on_top_and_checks_at_the_end(path):
+    code = [c for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"]
+    assert "seed" in "".join(code[0]["source"]).lower(), f"{path.name}: the first code cell must set the seed"
+    assert "assert" in "".join(code[-1]["source"]), f"{path.name}: the last code cell must assert the key numbers"

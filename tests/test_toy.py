@@ -1,0 +1,86 @@
+import json
+import math
+
+import pytest
+import torch
+
+from fireflow_edu.cli import main
+from fireflow_edu.toy.experiment import compare_solvers, straightness_report
+from fireflow_edu.toy.metrics import w2_distance
+from fireflow_edu.toy.mixtures import GaussianMixture, default_source, default_target
+
+
+def test_default_mixtures_match_liu_setup():
+    r = 10 * math.sqrt(3) / 2
+    torch.testing.assert_close(default_source().means, torch.tensor([[r, 5], [-r, 5], [0, -r]]))
+    torch.testing.assert_close(default_target().means, torch.tensor([[r, -5], [-r, -5], [0, r]]))
+    x = default_target().sample(30_000, torch.Generator().manual_seed(0), stratified=True)
+    means = default_target().means
+    assert x.mean(0).tolist() == pytest.approx(means.mean(0).tolist(), abs=0.02)
+    assert x.var(0).tolist() == pytest.approx((0.3 + means.var(0, unbiased=False)).tolist(), rel=0.02)
+
+
+def test_log_prob_is_a_normalised_density():
+    mixture = GaussianMixture(torch.tensor([[0.0, 0.0], [2.0, 1.0]]), variance=0.5, weights=[0.25, 0.75])
+    axis = torch.linspace(-6, 8, 701)
+    grid = torch.stack(torch.meshgrid(axis, axis, indexing="ij"), -1).reshape(-1, 2)
+    cell = float(axis[1] - axis[0]) ** 2
+    assert float(mixture.log_prob(grid).exp().sum() * cell) == pytest.approx(1.0, abs=1e-3)
+    single = GaussianMixture(torch.zeros(1, 2), variance=2.0)
+    assert float(single.log_prob(torch.zeros(1, 2))) == pytest.approx(-math.log(2 * math.pi * 2.0))
+
+
+def test_stratified_sampling_fixes_component_counts():
+    mixture = default_target()
+    x = mixture.sample(1000, torch.Generator().manual_seed(1), stratified=True)
+    counts = torch.bincount(torch.cdist(x, mixture.means).argmin(1)).tolist()
+    assert sorted(counts) == [333, 333, 334]
+
+
+def test_bad_mixtures_raise():
+    with pytest.raises(ValueError, match="weights"):
+        GaussianMixture(torch.zeros(2, 2), weights=[0.5, 0.6])
+    with pytest.raises(ValueError, match="variance"):
+        GaussianMixture(torch.zeros(2, 2), variance=0.0)
+
+
+def test_w2_distance_exact_cases():
+    a = torch.randn(200, 2)
+    assert w2_distance(a, a[torch.randperm(200)]) == pytest.approx(0.0, abs=1e-6)
+    assert w2_distance(a, a + torch.tensor([3.0, 4.0])) == pytest.approx(5.0, abs=1e-4)
+    with pytest.raises(ValueError, match="at most 2000"):
+        w2_distance(torch.zeros(2001, 2), torch.zeros(2001, 2))
+
+
+def test_reflow_straightens_at_least_tenfold(toy_flows):
+    s = straightness_report(toy_flows)
+    print(s)
+    assert s["2-RF"] * 10 <= s["1-RF"]
+
+
+def test_fireflow_matches_target_no_worse_than_euler_at_20_nfe(toy_flows):
+    result = compare_solvers(toy_flows.rf2, toy_flows.source, toy_flows.target, nfe=20)
+    rows = result["methods"]
+    for method, row in rows.items():
+        print(f"{method}: steps {row['steps']} NFE {row['nfe']} W2 {row['w2_to_target']:.3f} "
+              f"RMSE to exact ODE {row['rmse_to_reference']:.4f}")
+    print("W2 floor", result["w2_floor"])
+    assert [rows[m]["nfe"] for m in ("euler", "midpoint", "fireflow")] == [20, 20, 20]
+    assert rows["fireflow"]["w2_to_target"] <= rows["euler"]["w2_to_target"]
+    # The solver error alone (against a 1000-step solution of the same ODE) orders cleanly.
+    assert rows["fireflow"]["rmse_to_reference"] < rows["midpoint"]["rmse_to_reference"] < rows["euler"]["rmse_to_reference"]
+    assert result["w2_floor"] < rows["fireflow"]["w2_to_target"]
+
+
+def test_demo_command_writes_figure_and_metrics(tmp_path, capsys):
+    main(["demo", "--out", str(tmp_path), "--iterations", "50", "--reflow-pairs", "500",
+          "--samples", "300", "--no-progress"])
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert (tmp_path / "figure2.png").stat().st_size > 10_000
+    assert set(metrics["solvers_on_2rf"]) == {"euler", "midpoint", "fireflow"}
+    assert "RMSE to exact ODE" in capsys.readouterr().out
+
+
+def test_demo_rejects_bad_options(tmp_path):
+    with pytest.raises(SystemExit, match="--samples must be between 2 and 2000"):
+        main(["demo", "--out", str(tmp_path), "--samples", "5000"])
