@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -48,9 +49,9 @@ def run_demo(args) -> dict:
     iterations = args.iterations or (2000 if args.fast or fast_mode() else 10_000)
     for name, value in (("--iterations", iterations), ("--reflow-pairs", args.reflow_pairs), ("--nfe", args.nfe)):
         if value < 1:
-            raise SystemExit(f"error: {name} must be a positive integer, got {value}")
+            raise ValueError(f"{name} must be a positive integer, got {value}")
     if not 2 <= args.samples <= 2000:
-        raise SystemExit(f"error: --samples must be between 2 and 2000 (exact W2 assignment), got {args.samples}")
+        raise ValueError(f"--samples must be between 2 and 2000 (exact W2 assignment), got {args.samples}")
     start = time.perf_counter()
     flows = train_toy_flows(iterations, args.reflow_pairs, seed=args.seed, progress=not args.no_progress)
     comparison = compare_solvers(flows.rf2, flows.source, flows.target, nfe=args.nfe, num_samples=args.samples)
@@ -93,10 +94,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m fireflow_edu", description=__doc__)
     subparsers = parser.add_subparsers(dest="command", required=True)
     _add_demo(subparsers)
+    try:
+        from .flux.commands import add_commands
+    except ImportError as error:  # the FLUX extras are optional for the CPU toy
+        missing = str(error)
+        for name in ("edit", "reconstruct", "bench", "batch"):
+            subparsers.add_parser(name, help=f"(needs the FLUX extras: {missing})").set_defaults(
+                run=lambda args: parser.error(f"this command needs diffusers and transformers: {missing}"))
+    else:
+        add_commands(subparsers)
     return parser
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    args.run(args)
+    try:
+        args.run(args)
+    except (ValueError, FileNotFoundError) as error:  # bad input: a clear message, no traceback
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     return 0

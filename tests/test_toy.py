@@ -81,6 +81,6 @@ def test_demo_command_writes_figure_and_metrics(tmp_path, capsys):
     assert "RMSE to exact ODE" in capsys.readouterr().out
 
 
-def test_demo_rejects_bad_options(tmp_path):
-    with pytest.raises(SystemExit, match="--samples must be between 2 and 2000"):
-        main(["demo", "--out", str(tmp_path), "--samples", "5000"])
+def test_demo_rejects_bad_options(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path), "--samples", "5000"]) == 2
+    assert "--samples must be between 2 and 2000" in capsys.readouterr().err

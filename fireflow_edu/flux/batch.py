@@ -1,0 +1,122 @@
+"""Batch editing over a JSONL of cases, sharded across processes and GPUs with accelerate.
+
+Each line of the cases file is an object with ``image`` (path, relative to the cases
+file, or ``skimage:NAME``), ``source_prompt``, ``target_prompt``, an optional ``id``
+and an optional ``mask`` (image path; white = the region meant to change). Under
+``accelerate launch -m fireflow_edu batch ...`` every process takes its share of the
+cases on its own device and writes ``results.rank{R}.jsonl``; the main process then
+merges them into ``results.jsonl`` and ``summary.json``. A plain ``python -m`` run is
+one process that does every case.
+
+Per case: NFE, seconds, and preservation of the source (PSNR, SSIM, RMSE 0-255 over
+the whole image, and PSNR outside the mask when a mask is given).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .editing import edit
+from .images import crop_to_multiple, size_multiple, to_pixels
+from .metrics import psnr, rmse_255, ssim
+
+REQUIRED_KEYS = ("image", "source_prompt", "target_prompt")
+
+
+def read_cases(path: Path) -> list[dict]:
+    """Parse and validate the JSONL cases file (blank lines skipped); ids default to the line number."""
+    cases = []
+    for number, line in enumerate(Path(path).read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            case = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path}:{number}: not valid JSON ({error})") from error
+        missing = [key for key in REQUIRED_KEYS if key not in case]
+        if missing:
+            raise ValueError(f"{path}:{number}: missing {', '.join(missing)}; each case needs {', '.join(REQUIRED_KEYS)}")
+        case.setdefault("id", str(number))
+        cases.append(case)
+    if not cases:
+        raise ValueError(f"{path} holds no cases")
+    return cases
+
+
+def _resolve(spec: str, base: Path):
+    from .commands import load_image
+
+    return load_image(spec if spec.startswith("skimage:") or Path(spec).is_absolute() else str(base / spec))
+
+
+def masked_psnr(source: np.ndarray, result: np.ndarray, mask: np.ndarray) -> float:
+    """PSNR over the pixels where ``mask`` is False (the background that should not change)."""
+    keep = ~mask
+    if not keep.any():
+        raise ValueError("the mask covers the whole image: no background left to measure")
+    return psnr(source[keep], result[keep])
+
+
+def edit_case(pipe, case: dict, base: Path, **settings) -> dict:
+    """Run one case and measure how well the source is preserved."""
+    result = edit(pipe, _resolve(case["image"], base), case["source_prompt"], case["target_prompt"],
+                  progress=False, **settings)
+    source, edited = np.asarray(result.source), np.asarray(result.image)
+    row = {"id": case["id"], "nfe": result.nfe, "seconds": result.seconds["total"],
+           "psnr": psnr(source, edited), "ssim": ssim(source, edited), "rmse_255": rmse_255(source, edited)}
+    if "mask" in case:
+        mask = crop_to_multiple(to_pixels(_resolve(case["mask"], base)), size_multiple(pipe))[..., 0] > 127
+        row["background_psnr"] = masked_psnr(source, edited, mask)
+    return row
+
+
+def summarize(rows: list[dict]) -> dict:
+    numeric = [key for key in rows[0] if key != "id"]
+    summary = {"cases": len(rows)}
+    for key in numeric:
+        values = [row[key] for row in rows if key in row and np.isfinite(row[key])]
+        if values:
+            summary[f"mean_{key}"] = statistics.fmean(values)
+    return summary
+
+
+def run_cases(cases_path: Path, out: Path, make_pipeline: Callable, **settings) -> dict | None:
+    """Shard the cases over the accelerate processes; returns the summary on the main process, else None."""
+    from accelerate import PartialState
+
+    cases = read_cases(cases_path)
+    # Load before the process group starts: transformers' save_pretrained writes only on rank 0 once
+    # torch.distributed is up, which would leave the tiny pipeline's per-process copy incomplete.
+    pipe = make_pipeline()
+    state = PartialState(cpu=not torch.cuda.is_available())  # gloo process group when there is no GPU
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if state.device.type == "cuda":
+        pipe.to(state.device)
+    rows = []
+    with state.split_between_processes(cases) as mine:
+        for case in mine:
+            try:
+                rows.append(edit_case(pipe, case, Path(cases_path).parent, **settings))
+            except (ValueError, OSError) as error:  # one bad case must not stop the others: it is reported
+                rows.append({"id": case["id"], "error": f"{type(error).__name__}: {error}"})
+    shard = out / f"results.rank{state.process_index}.jsonl"
+    shard.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    state.wait_for_everyone()
+    if not state.is_main_process:
+        return None
+    by_id = {row["id"]: row for rank in range(state.num_processes)
+             for row in map(json.loads, (out / f"results.rank{rank}.jsonl").read_text().splitlines())}
+    merged = [by_id[case["id"]] for case in cases]
+    (out / "results.jsonl").write_text("".join(json.dumps(row) + "\n" for row in merged))
+    done = [row for row in merged if "error" not in row]
+    summary = {**(summarize(done) if done else {"cases": 0}), "failed": len(merged) - len(done),
+               "processes": state.num_processes, "settings": settings}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary

@@ -1,0 +1,141 @@
+"""Edit-speed benchmark: transformer time per edit for Euler 28+28, RF-Solver 15, FireFlow 8 and 15.
+
+An edit is timed as the paper's Table 5 counts it, inversion plus denoising with
+attention-feature storing and injection (replace_v, inject 1), on packed latents
+of the given image size with 512 text tokens. Text encoders and the VAE are left
+out (they cost the same for every solver). ``random_transformer`` builds a
+FLUX.1-dev-architecture transformer with random weights, so any GPU can time it
+without the gated weights; the numbers are speed, not image quality.
+"""
+
+from __future__ import annotations
+
+import platform
+import statistics
+
+import torch
+from tqdm.auto import tqdm
+
+from ..schedules import flux_schedule
+from .attention import AttentionFeatures, feature_processors, resolve_blocks
+from .editing import Clock, solve_pass
+from .velocity import PromptEmbedding
+
+# (label, method, steps) as in the paper's Table 5 and the issue's comparison
+CONFIGS = (("euler_28", "euler", 28), ("rf_solver_15", "rf_solver", 15),
+           ("fireflow_8", "fireflow", 8), ("fireflow_15", "fireflow", 15))
+FLUX_DEV_ARCHITECTURE = dict(patch_size=1, in_channels=64, num_layers=19, num_single_layers=38,
+                             attention_head_dim=128, num_attention_heads=24, joint_attention_dim=4096,
+                             pooled_projection_dim=768, guidance_embeds=True, axes_dims_rope=(16, 56, 56))
+
+
+def random_transformer(device: str | torch.device = "cuda", dtype: torch.dtype = torch.bfloat16, **architecture):
+    """A FluxTransformer2DModel with random weights, built directly on ``device`` in ``dtype``.
+
+    Defaults to the FLUX.1-dev architecture (11.9B parameters, ~24 GB in bf16).
+    """
+    from diffusers import FluxTransformer2DModel
+
+    config = {**FLUX_DEV_ARCHITECTURE, **architecture}
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)  # build in the target dtype: an fp32 FLUX would need 48 GB first
+    try:
+        with torch.device(device):
+            model = FluxTransformer2DModel(**config)
+    finally:
+        torch.set_default_dtype(previous)
+    return model.eval().requires_grad_(False)
+
+
+def _inputs(transformer, height: int, width: int, text_tokens: int, seed: int = 0):
+    from diffusers import FluxPipeline
+
+    device, dtype = transformer.device, transformer.dtype
+    g = torch.Generator(device="cpu").manual_seed(seed)
+    config = transformer.config
+    tokens_h, tokens_w = height // 16, width // 16
+    prompt = PromptEmbedding(
+        prompt_embeds=torch.randn(1, text_tokens, config.joint_attention_dim, generator=g).to(device, dtype),
+        pooled=torch.randn(1, config.pooled_projection_dim, generator=g).to(device, dtype),
+        text_ids=torch.zeros(text_tokens, 3, device=device, dtype=dtype),
+    )
+    img_ids = FluxPipeline._prepare_latent_image_ids(1, tokens_h, tokens_w, device, dtype)
+    latents = torch.randn(1, tokens_h * tokens_w, config.in_channels, generator=g).to(device)
+    return prompt, img_ids, latents
+
+
+def time_edit(transformer, height: int, width: int, method: str, steps: int, inject: int = 1,
+              text_tokens: int = 512) -> dict:
+    """Seconds and NFE of one edit (inversion + denoising with replace_v injection) on random inputs."""
+    prompt, img_ids, latents = _inputs(transformer, height, width, text_tokens)
+    sampling = flux_schedule(steps, latents.shape[1])
+    features = AttentionFeatures("replace_v", inject, resolve_blocks(transformer, None))
+    clock = Clock(latents.device)
+    with feature_processors(transformer, features), clock.phase("edit"):
+        inverted = solve_pass(transformer, latents, prompt, img_ids, sampling.flip(0), method, 1.0, features, "store")
+        denoised = solve_pass(transformer, inverted.x, prompt, img_ids, sampling, method, 2.0, features, "inject")
+    return {"seconds": clock.seconds["edit"], "nfe": inverted.nfe + denoised.nfe}
+
+
+def time_single_call(transformer, height: int, width: int, text_tokens: int = 512, repeats: int = 5) -> float:
+    """Median seconds of one plain transformer call (the cost of one NFE)."""
+    prompt, img_ids, latents = _inputs(transformer, height, width, text_tokens)
+    clock = Clock(latents.device)
+    guidance = torch.ones(1, device=latents.device) if transformer.config.guidance_embeds else None
+    samples = []
+    for i in range(repeats + 1):  # the first call warms up kernels and allocator
+        with torch.no_grad(), clock.phase(str(i)):
+            transformer(hidden_states=latents.to(transformer.dtype), timestep=torch.full((1,), 0.5, device=latents.device,
+                        dtype=transformer.dtype), guidance=guidance, pooled_projections=prompt.pooled,
+                        encoder_hidden_states=prompt.prompt_embeds, txt_ids=prompt.text_ids, img_ids=img_ids,
+                        return_dict=False)
+        samples.append(clock.seconds[str(i)])
+    return statistics.median(samples[1:])
+
+
+def run_benchmark(transformer, sizes=(512, 1024), configs=CONFIGS, repeats: int = 2, text_tokens: int = 512,
+                  progress: bool = True) -> dict:
+    """Time every config at every square size; report median edit seconds, NFE and speedups over Euler 28+28.
+
+    ``fireflow_8_vs_18_calls`` is the 8-step FireFlow edit time over 18 x the single-call time
+    (1.0 = no overhead beyond the network).
+    """
+    device = transformer.device
+    results = {
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
+        "dtype": str(transformer.dtype).replace("torch.", ""),
+        "parameters": sum(p.numel() for p in transformer.parameters()),
+        "text_tokens": text_tokens,
+        "sizes": {},
+    }
+    for size in tqdm(sizes, desc="sizes", disable=not progress):
+        single = time_single_call(transformer, size, size, text_tokens)
+        row = {"single_call_seconds": single, "configs": {}}
+        for label, method, steps in configs:
+            time_edit(transformer, size, size, method, steps, text_tokens=text_tokens)  # warm-up
+            runs = [time_edit(transformer, size, size, method, steps, text_tokens=text_tokens) for _ in range(repeats)]
+            row["configs"][label] = {"method": method, "steps": steps, "nfe": runs[0]["nfe"],
+                                     "seconds": statistics.median(r["seconds"] for r in runs)}
+        euler = row["configs"].get("euler_28")
+        for entry in row["configs"].values():
+            entry["speedup_vs_euler_28"] = euler["seconds"] / entry["seconds"] if euler else None
+            entry["seconds_per_nfe"] = entry["seconds"] / entry["nfe"]
+        if "fireflow_8" in row["configs"]:
+            row["fireflow_8_vs_18_calls"] = row["configs"]["fireflow_8"]["seconds"] / (18 * single)
+        results["sizes"][str(size)] = row
+    return results
+
+
+def format_benchmark(results: dict) -> str:
+    lines = [f"{results['device']}, {results['dtype']}, {results['parameters'] / 1e6:,.1f}M-parameter transformer, "
+             f"{results['text_tokens']} text tokens (transformer time only)"]
+    for size, row in results["sizes"].items():
+        lines.append(f"\n{size}x{size}: one transformer call {row['single_call_seconds'] * 1e3:.1f} ms")
+        lines.append(f"  {'config':<14}{'NFE':>5}{'seconds':>10}{'ms/NFE':>9}{'vs euler 28+28':>16}")
+        for label, entry in row["configs"].items():
+            speedup = entry["speedup_vs_euler_28"]
+            lines.append(f"  {label:<14}{entry['nfe']:>5}{entry['seconds']:>10.3f}{entry['seconds_per_nfe'] * 1e3:>9.1f}"
+                         f"{(f'{speedup:.2f}x' if speedup else '-'):>16}")
+        if "fireflow_8_vs_18_calls" in row:
+            lines.append(f"  fireflow 8-step edit / (18 x one call) = {row['fireflow_8_vs_18_calls']:.2f}")
+    return "\n".join(lines)

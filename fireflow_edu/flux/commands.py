@@ -1,0 +1,212 @@
+"""FLUX subcommands of ``python -m fireflow_edu``: edit, reconstruct, bench, batch."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+from pathlib import Path
+
+from ..solvers import SOLVERS
+from .attention import STRATEGY_TERMS
+from .loading import DEFAULT_MODEL
+
+SKIMAGE_SAMPLES = ("chelsea", "astronaut", "coffee")
+
+
+def _guidance(text: str) -> float | list[float]:
+    """"2" -> 2.0; "1,2,2,2" -> a per-step list."""
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"guidance must be a number or a comma-separated list, got {text!r}")
+    return values[0] if len(values) == 1 else values
+
+
+def _blocks(text: str) -> list[int]:
+    """"0-37" or "20,21,22" -> block indices."""
+    try:
+        if "-" in text:
+            first, last = (int(v) for v in text.split("-"))
+            return list(range(first, last + 1))
+        return [int(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"blocks must look like 0-37 or 20,21,22, got {text!r}")
+
+
+def load_image(spec: str):
+    """A file path, or ``skimage:NAME`` for a scikit-image sample (chelsea, astronaut, coffee)."""
+    from PIL import Image
+
+    if spec.startswith("skimage:"):
+        from skimage import data
+
+        name = spec.split(":", 1)[1]
+        if name not in SKIMAGE_SAMPLES:
+            raise ValueError(f"unknown scikit-image sample {name!r}; use one of {', '.join(SKIMAGE_SAMPLES)}")
+        return getattr(data, name)()
+    path = Path(spec)
+    if not path.is_file():
+        raise FileNotFoundError(f"image {spec!r} not found (give a file path or skimage:chelsea)")
+    return Image.open(path)
+
+
+def _pipeline(args):
+    from .loading import load_pipeline
+    from .tiny import tiny_pipeline
+
+    if args.tiny:
+        return tiny_pipeline()
+    return load_pipeline(args.model, offload=args.offload, allow_download=args.allow_download,
+                         vae_tiling=args.vae_tiling, compile=args.compile)
+
+
+def peak_memory_bytes(device) -> int:
+    """Peak CUDA memory allocated, or the process's peak resident memory on CPU."""
+    import torch
+
+    if torch.device(device).type == "cuda":
+        return int(torch.cuda.max_memory_allocated(device))
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def _write(args, name: str, result, pipe) -> None:
+    args.out.mkdir(parents=True, exist_ok=True)
+    result.image.save(args.out / f"{name}.png")
+    result.source.save(args.out / "source.png")
+    report = {"settings": result.settings, "nfe": result.nfe, "nfe_inversion": result.nfe_inversion,
+              "nfe_denoising": result.nfe_denoising, "seconds": result.seconds, "metrics": result.metrics,
+              "feature_cache_bytes": result.cache_bytes, "injections": result.injections,
+              "peak_memory_bytes": peak_memory_bytes(pipe._execution_device), "model": "tiny" if args.tiny else str(args.model)}
+    (args.out / f"{name}.json").write_text(json.dumps(report, indent=2))
+    print(json.dumps({k: report[k] for k in ("nfe", "seconds", "metrics")}, indent=2))
+    print(f"wrote {args.out / (name + '.png')} and {args.out / (name + '.json')}")
+
+
+def run_edit(args) -> None:
+    from .editing import edit
+
+    pipe = _pipeline(args)
+    result = edit(pipe, load_image(args.image), args.source_prompt, args.target_prompt, steps=args.steps,
+                  inject=args.inject, guidance=args.guidance, method=args.method, strategy=args.strategy,
+                  blocks=args.blocks, cache_device="cpu" if args.cache_on_cpu else None)
+    _write(args, "edited", result, pipe)
+
+
+def run_reconstruct(args) -> None:
+    from .editing import reconstruct
+
+    pipe = _pipeline(args)
+    result = reconstruct(pipe, load_image(args.image), args.prompt, steps=args.steps, method=args.method,
+                         guidance=args.guidance)
+    _write(args, "reconstruction", result, pipe)
+
+
+def run_bench(args) -> None:
+    import torch
+
+    from .benchmark import format_benchmark, random_transformer, run_benchmark
+
+    if args.tiny:
+        from .tiny import build_tiny_pipeline
+
+        transformer = build_tiny_pipeline().transformer
+    elif args.random_weights:
+        if not torch.cuda.is_available():
+            raise ValueError("--random-weights builds a 12B-parameter transformer: it needs a CUDA GPU "
+                             "(use --tiny to exercise the benchmark on a CPU)")
+        transformer = random_transformer("cuda")
+    else:
+        transformer = _pipeline(args).transformer
+    if args.compile:
+        transformer.compile(fullgraph=False)
+    results = run_benchmark(transformer, sizes=args.sizes, repeats=args.repeats, text_tokens=args.text_tokens)
+    results["random_weights"] = bool(args.random_weights or args.tiny)
+    results["compiled"] = bool(args.compile)
+    print(format_benchmark(results))
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(results, indent=2))
+        print(f"wrote {args.out}")
+
+
+def run_batch(args) -> None:
+    from .batch import run_cases
+
+    summary = run_cases(args.cases, args.out, lambda: _pipeline(args), steps=args.steps, inject=args.inject,
+                        guidance=args.guidance, method=args.method, strategy=args.strategy)
+    if summary is not None:
+        print(json.dumps(summary, indent=2))
+
+
+def _model_options(parser) -> None:
+    group = parser.add_argument_group("model")
+    group.add_argument("--model", default=DEFAULT_MODEL,
+                       help=f"Hugging Face repo id (from the local cache) or local directory (default {DEFAULT_MODEL})")
+    group.add_argument("--tiny", action="store_true", help="use the tiny random-weight FLUX (CPU, no weights needed)")
+    group.add_argument("--offload", action="store_true", help="model CPU offload: fits a ~24 GB GPU, slower")
+    group.add_argument("--allow-download", action="store_true",
+                       help="let diffusers download missing weights (needs `hf auth login` and the licence accepted)")
+    group.add_argument("--vae-tiling", action="store_true", help="encode/decode large images tile by tile")
+    group.add_argument("--compile", action="store_true", help="torch.compile the transformer (GPU)")
+
+
+def _solver_options(parser, default_guidance: str) -> None:
+    parser.add_argument("--steps", type=int, default=8, help="solver steps per pass (default 8)")
+    parser.add_argument("--method", choices=list(SOLVERS), default="fireflow", help="solver (default fireflow)")
+    parser.add_argument("--guidance", type=_guidance, default=_guidance(default_guidance),
+                        help=f"FLUX guidance: a number or a per-step list like 1,2,2,2 (default {default_guidance})")
+
+
+def _edit_options(parser) -> None:
+    parser.add_argument("--inject", type=int, default=1,
+                        help="denoising steps (nearest the noise) that receive stored attention features (default 1)")
+    parser.add_argument("--strategy", default="replace_v",
+                        help=f"{', '.join(STRATEGY_TERMS)} or a '+' combination (default replace_v)")
+    parser.add_argument("--blocks", type=_blocks, default=None,
+                        help="single-stream blocks that store/inject, e.g. 0-37 or 20,21 (default all)")
+
+
+def add_commands(subparsers) -> None:
+    edit = subparsers.add_parser("edit", help="edit an image with a prompt change (FireFlow on FLUX)",
+                                 description="Invert IMAGE with the source prompt, denoise with the target prompt, "
+                                 "injecting attention features; writes edited.png, source.png, edited.json.")
+    edit.add_argument("--image", required=True, help="image file, or skimage:chelsea / skimage:astronaut / skimage:coffee")
+    edit.add_argument("--source-prompt", required=True, help="describes the image as it is")
+    edit.add_argument("--target-prompt", required=True, help="describes the image as it should become")
+    _solver_options(edit, "2")
+    _edit_options(edit)
+    edit.add_argument("--cache-on-cpu", action="store_true", help="keep stored attention features in CPU memory")
+    edit.add_argument("--out", type=Path, default=Path("out/edit"), help="output directory (default out/edit)")
+    _model_options(edit)
+    edit.set_defaults(run=run_edit)
+
+    rec = subparsers.add_parser("reconstruct", help="invert and regenerate an image; report RMSE, PSNR, SSIM",
+                                description="The paper's reconstruction test: same prompt both ways, no injection.")
+    rec.add_argument("--image", required=True, help="image file, or skimage:chelsea / skimage:astronaut / skimage:coffee")
+    rec.add_argument("--prompt", default="", help="prompt for both passes (default empty)")
+    _solver_options(rec, "1")
+    rec.add_argument("--out", type=Path, default=Path("out/reconstruct"), help="output directory")
+    _model_options(rec)
+    rec.set_defaults(run=run_reconstruct)
+
+    bench = subparsers.add_parser("bench", help="edit speed: euler 28+28, rf_solver 15, fireflow 8 and 15",
+                                  description="Times the transformer work of one edit per solver at each size.")
+    bench.add_argument("--random-weights", action="store_true",
+                       help="a full-size FLUX.1-dev-architecture transformer with random bf16 weights (GPU)")
+    bench.add_argument("--sizes", type=int, nargs="+", default=[512, 1024], help="square sizes (default 512 1024)")
+    bench.add_argument("--repeats", type=int, default=2, help="timed runs per config after one warm-up (default 2)")
+    bench.add_argument("--text-tokens", type=int, default=512, help="T5 tokens (default 512, as FLUX.1-dev)")
+    bench.add_argument("--out", type=Path, default=None, help="write the results JSON here")
+    _model_options(bench)
+    bench.set_defaults(run=run_bench)
+
+    batch = subparsers.add_parser("batch", help="edit every case of a JSONL file; shards across processes/GPUs",
+                                  description="Each line: {\"image\": ..., \"source_prompt\": ..., \"target_prompt\": ..., "
+                                  "optional \"mask\"}. Run under `accelerate launch -m fireflow_edu batch ...` to shard.")
+    batch.add_argument("--cases", type=Path, required=True, help="JSONL file of cases")
+    batch.add_argument("--out", type=Path, required=True, help="output directory")
+    _solver_options(batch, "2")
+    _edit_options(batch)
+    _model_options(batch)
+    batch.set_defaults(run=run_batch)

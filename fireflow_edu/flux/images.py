@@ -1,0 +1,74 @@
+"""Image in, image out: validation, the crop rule, VAE encoding to packed latents and back.
+
+Size rule: FLUX needs height and width divisible by 16 (8x VAE downsampling, then
+2x2 patches); more generally by 2 * pipe.vae_scale_factor. An image that is not is
+centre-cropped to the largest such size (at most 15 pixels lost per side pair); an
+image smaller than one multiple in either direction is an error.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from PIL import Image
+
+
+def to_pixels(image) -> np.ndarray:
+    """A PIL image (converted to RGB) or an [H, W, 3] array (uint8 0-255, or float 0-1) -> uint8 [H, W, 3]."""
+    if isinstance(image, Image.Image):
+        return np.asarray(image.convert("RGB"))
+    array = np.asarray(image)
+    if array.ndim != 3 or array.shape[2] != 3:
+        raise ValueError(f"image must be a PIL image or an [H, W, 3] RGB array, got shape {array.shape}")
+    if array.size == 0:
+        raise ValueError("image is empty")
+    if array.dtype == np.uint8:
+        return array
+    if np.issubdtype(array.dtype, np.floating):
+        if array.min() < 0 or array.max() > 1:
+            raise ValueError(f"float images must lie in [0, 1], got [{array.min():.3g}, {array.max():.3g}]")
+        return np.round(array * 255).astype(np.uint8)
+    raise ValueError(f"image arrays must be uint8 (0-255) or float (0-1), got {array.dtype}")
+
+
+def crop_to_multiple(pixels: np.ndarray, multiple: int) -> np.ndarray:
+    """Centre-crop [H, W, 3] to the largest height and width divisible by ``multiple``."""
+    h, w = pixels.shape[:2]
+    if h < multiple or w < multiple:
+        raise ValueError(f"image is {w}x{h} pixels; this model needs at least {multiple}x{multiple}")
+    new_h, new_w = h - h % multiple, w - w % multiple
+    top, left = (h - new_h) // 2, (w - new_w) // 2
+    return pixels[top:top + new_h, left:left + new_w]
+
+
+def size_multiple(pipe) -> int:
+    return 2 * pipe.vae_scale_factor
+
+
+@torch.no_grad()
+def encode_image(pipe, pixels: np.ndarray) -> torch.Tensor:
+    """uint8 [H, W, 3] -> packed latents [1, (H/16)(W/16), 4 * latent channels] (float32), posterior mode."""
+    vae = pipe.vae
+    x = torch.from_numpy(pixels).permute(2, 0, 1)[None].float() / 127.5 - 1
+    latent = vae.encode(x.to(pipe._execution_device, vae.dtype)).latent_dist.mode()
+    latent = ((latent - vae.config.shift_factor) * vae.config.scaling_factor).float()
+    _, c, h, w = latent.shape
+    return pipe._pack_latents(latent, 1, c, h, w)
+
+
+@torch.no_grad()
+def decode_latents(pipe, packed: torch.Tensor, height: int, width: int) -> np.ndarray:
+    """Packed latents -> uint8 [H, W, 3]."""
+    vae = pipe.vae
+    latent = pipe._unpack_latents(packed, height, width, pipe.vae_scale_factor)
+    latent = latent / vae.config.scaling_factor + vae.config.shift_factor
+    image = vae.decode(latent.to(vae.dtype), return_dict=False)[0]
+    image = ((image[0].float().clamp(-1, 1) + 1) * 127.5).round().byte()
+    return image.permute(1, 2, 0).cpu().numpy()
+
+
+def latent_image_ids(pipe, height: int, width: int) -> torch.Tensor:
+    """Position ids [L, 3] of the packed latent tokens for a height x width image."""
+    tokens_h = height // size_multiple(pipe)
+    tokens_w = width // size_multiple(pipe)
+    return pipe._prepare_latent_image_ids(1, tokens_h, tokens_w, pipe._execution_device, pipe.transformer.dtype)

@@ -1,0 +1,67 @@
+"""Loading FLUX pipelines: from a local directory or the Hugging Face cache, offline by default."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+DEFAULT_MODEL = "black-forest-labs/FLUX.1-dev"
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def missing_weights_message(model: str, error: Exception) -> str:
+    return (
+        f"Could not load FLUX weights for {model!r} ({type(error).__name__}: {error}).\n"
+        "fireflow_edu loads offline by default, from a local directory or the Hugging Face cache. To get them:\n"
+        "  1. FLUX.1-dev is gated (non-commercial licence): accept it on its Hugging Face model page;\n"
+        "  2. run `hf auth login` with a token of that account;\n"
+        "  3. run once with `load_pipeline(..., allow_download=True)` (or `--allow-download` on the command line)\n"
+        "     to fill the cache, or `hf download black-forest-labs/FLUX.1-dev --local-dir DIR` and pass DIR.\n"
+        "Without weights, `fireflow_edu.flux.tiny_pipeline()` (or `--tiny`) runs every step on a tiny random model."
+    )
+
+
+def load_pipeline(model: str | Path = DEFAULT_MODEL, device: str | torch.device | None = None,
+                  dtype: torch.dtype | None = None, offload: bool = False, *, allow_download: bool = False,
+                  vae_tiling: bool = False, compile: bool = False):
+    """Load a FluxPipeline ready for :func:`~fireflow_edu.flux.editing.edit`.
+
+    Args:
+        model: a Hugging Face repo id (looked up in the local cache) or a local directory
+            holding a ``save_pretrained`` pipeline.
+        device: default CUDA if available, else CPU.
+        dtype: default bfloat16 on CUDA, float32 on CPU.
+        offload: model CPU offload (accelerate): each component moves to the GPU only while it
+            runs, so FLUX.1-dev fits in ~24 GB at some cost in speed. Needs CUDA.
+        allow_download: let ``from_pretrained`` reach the Hub (off: offline, cache or path only).
+        vae_tiling: decode/encode large images tile by tile (``pipe.vae.enable_tiling()``).
+        compile: ``torch.compile`` the transformer (first call slow, later calls faster on GPU).
+
+    Raises ``FileNotFoundError`` with instructions when the weights are not available.
+    """
+    from diffusers import FluxPipeline
+
+    device = torch.device(device) if device is not None else default_device()
+    dtype = dtype or (torch.bfloat16 if device.type == "cuda" else torch.float32)
+    if offload and device.type != "cuda":
+        raise ValueError("offload=True moves components to a CUDA device on demand; it needs device='cuda'")
+    local = Path(model).expanduser()
+    source = str(local) if local.is_dir() else str(model)
+    try:
+        pipe = FluxPipeline.from_pretrained(source, dtype=dtype, local_files_only=not allow_download)
+    except (OSError, ValueError) as error:  # diffusers reports missing files and gated repos as OSError
+        raise FileNotFoundError(missing_weights_message(str(model), error)) from error
+    if offload:
+        pipe.enable_model_cpu_offload(device=device)
+    else:
+        pipe.to(device)
+    if vae_tiling:
+        pipe.vae.enable_tiling()
+    if compile:
+        pipe.transformer.compile(fullgraph=False)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe

@@ -1,0 +1,87 @@
+"""A tiny random-weight FluxPipeline built entirely offline, for CI and CPU experiments.
+
+Every component is the real diffusers / transformers class at a toy size:
+FluxTransformer2DModel (with guidance embedding, like FLUX.1-dev), CLIPTextModel,
+T5EncoderModel, AutoencoderKL (8x downsampling, like FLUX's VAE) and the FLUX
+flow-matching scheduler. The two tokenizers are word-level tokenizers built in
+memory. ``tiny_pipeline`` saves the pipeline and loads it back through
+:func:`fireflow_edu.flux.loading.load_pipeline`, so the real loading path runs too.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import torch
+
+# Words the tiny tokenizers know; anything else maps to [UNK] (still a valid prompt).
+VOCABULARY = tuple((
+    "a an the of on in with and photo painting picture image drawing cat dog bird horse cake cherries house tree "
+    "car flower man woman girl boy person face hat glasses football rainbow sculpture origami cartoon building "
+    "red green blue black white yellow orange purple brown gray pink small big large sitting standing running "
+    "smiling wall table grass sky background street beach snow forest room wearing holding top"
+).split())
+SPECIAL = ("[PAD]", "[UNK]", "[EOS]")
+TEXT_DIM = 32
+
+
+def _word_tokenizer(model_max_length: int):
+    from tokenizers import Tokenizer, normalizers, pre_tokenizers, processors
+    from tokenizers.models import WordLevel
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {token: i for i, token in enumerate(SPECIAL + VOCABULARY)}
+    core = Tokenizer(WordLevel(vocab, unk_token="[UNK]"))
+    core.normalizer = normalizers.Lowercase()
+    core.pre_tokenizer = pre_tokenizers.Whitespace()
+    core.post_processor = processors.TemplateProcessing(single="$A [EOS]", special_tokens=[("[EOS]", vocab["[EOS]"])])
+    return PreTrainedTokenizerFast(tokenizer_object=core, pad_token="[PAD]", unk_token="[UNK]", eos_token="[EOS]",
+                                   model_max_length=model_max_length)
+
+
+def build_tiny_pipeline(seed: int = 0):
+    """Construct the tiny FluxPipeline in memory with seeded random weights (fp32, CPU)."""
+    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel
+    from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
+
+    torch.manual_seed(seed)
+    clip_tokenizer, t5_tokenizer = _word_tokenizer(77), _word_tokenizer(32)
+    vocab_size = len(SPECIAL) + len(VOCABULARY)
+    eos = clip_tokenizer.eos_token_id
+    text_encoder = CLIPTextModel(CLIPTextConfig(
+        vocab_size=vocab_size, hidden_size=TEXT_DIM, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, max_position_embeddings=77, projection_dim=TEXT_DIM,
+        eos_token_id=eos, bos_token_id=eos, pad_token_id=clip_tokenizer.pad_token_id))
+    text_encoder_2 = T5EncoderModel(T5Config(
+        vocab_size=vocab_size, d_model=TEXT_DIM, d_kv=8, d_ff=64, num_layers=2, num_heads=4,
+        pad_token_id=t5_tokenizer.pad_token_id, eos_token_id=eos, decoder_start_token_id=0))
+    vae = AutoencoderKL(
+        in_channels=3, out_channels=3, latent_channels=4, layers_per_block=1, norm_num_groups=8,
+        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+        block_out_channels=(8, 16, 16, 16), sample_size=64, scaling_factor=1.5035, shift_factor=0.0609,
+        use_quant_conv=False, use_post_quant_conv=False)
+    transformer = FluxTransformer2DModel(
+        patch_size=1, in_channels=4 * vae.config.latent_channels, num_layers=1, num_single_layers=3,
+        attention_head_dim=16, num_attention_heads=2, joint_attention_dim=TEXT_DIM,
+        pooled_projection_dim=TEXT_DIM, guidance_embeds=True, axes_dims_rope=(4, 6, 6))
+    scheduler = FlowMatchEulerDiscreteScheduler(
+        num_train_timesteps=1000, shift=3.0, use_dynamic_shifting=True, base_shift=0.5, max_shift=1.15,
+        base_image_seq_len=256, max_image_seq_len=4096)
+    return FluxPipeline(scheduler=scheduler, vae=vae, text_encoder=text_encoder, tokenizer=clip_tokenizer,
+                        text_encoder_2=text_encoder_2, tokenizer_2=t5_tokenizer, transformer=transformer)
+
+
+def tiny_pipeline(seed: int = 0, path: str | Path | None = None):
+    """The tiny pipeline, saved with ``save_pretrained`` and loaded back with ``load_pipeline``.
+
+    ``path``: where to save it (a temporary directory by default, removed after loading).
+    """
+    from .loading import load_pipeline
+
+    if path is not None:
+        build_tiny_pipeline(seed).save_pretrained(path)
+        return load_pipeline(path, device="cpu", dtype=torch.float32)
+    with tempfile.TemporaryDirectory(prefix="tiny-flux-") as tmp:
+        build_tiny_pipeline(seed).save_pretrained(tmp)
+        return load_pipeline(tmp, device="cpu", dtype=torch.float32)

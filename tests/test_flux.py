@@ -1,0 +1,198 @@
+"""FLUX code on the tiny random-weight pipeline: offline, CPU, float32."""
+
+import numpy as np
+import pytest
+import torch
+from diffusers import FluxPipeline
+from diffusers.models.transformers.transformer_flux import FluxAttnProcessor
+
+from fireflow_edu.analysis import fit_slope
+from fireflow_edu.flux import edit, invert, load_pipeline, reconstruct, tiny_pipeline
+from fireflow_edu.flux.attention import AttentionFeatures, FeatureAttnProcessor, feature_processors
+from fireflow_edu.flux.images import crop_to_multiple, encode_image, latent_image_ids, to_pixels
+from fireflow_edu.flux.metrics import lpips_distance, psnr, rmse_255, ssim
+from fireflow_edu.flux.velocity import FluxVelocity, encode_prompt
+from fireflow_edu.schedules import flux_schedule
+from fireflow_edu.solvers import solve
+
+SOURCE, TARGET = "a photo of a cat on a wall", "a photo of a dog on a wall"
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    return tiny_pipeline(seed=0)
+
+
+@pytest.fixture(scope="module")
+def image():
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[0:70, 0:90]
+    base = np.stack([x * 2.5, y * 3.0, (x + y) * 1.5], -1)
+    return np.clip(base + rng.normal(0, 8, base.shape), 0, 255).astype(np.uint8)  # 70x90: cropped to 64x80
+
+
+def test_tiny_pipeline_round_trips_through_save_and_from_pretrained(tmp_path):
+    pipe = tiny_pipeline(seed=0, path=tmp_path / "tiny")
+    again = FluxPipeline.from_pretrained(tmp_path / "tiny")
+    assert pipe.transformer.config.guidance_embeds
+    for a, b in zip(pipe.transformer.parameters(), again.transformer.parameters()):
+        assert torch.equal(a, b)
+    images = again("a red cat", height=32, width=32, num_inference_steps=2, guidance_scale=2.0, output_type="np").images
+    assert images.shape == (1, 32, 32, 3)
+
+
+def test_velocity_adapter_matches_diffusers_euler_sampling(pipe):
+    # Same schedule, timestep and guidance conventions as FluxPipeline: our Euler pass equals its sampler.
+    height = width = 64
+    tokens = (height // 16) * (width // 16)
+    noise = torch.randn(1, tokens, pipe.transformer.config.in_channels, generator=torch.Generator().manual_seed(3))
+    ours_grid = flux_schedule(6, tokens)
+    velocity = FluxVelocity(pipe.transformer, encode_prompt(pipe, SOURCE), latent_image_ids(pipe, height, width),
+                            ours_grid, guidance=3.5)
+    ours = solve(velocity, noise, ours_grid, "euler")
+    theirs = pipe(SOURCE, height=height, width=width, num_inference_steps=6, guidance_scale=3.5,
+                  latents=noise, output_type="latent", max_sequence_length=32).images
+    torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-4)
+
+
+def test_crop_rule_and_image_validation():
+    pixels = np.zeros((70, 90, 3), np.uint8)
+    assert crop_to_multiple(pixels, 16).shape == (64, 80, 3)
+    assert to_pixels(np.ones((4, 4, 3), np.float32)).max() == 255
+    with pytest.raises(ValueError, match="at least 16x16"):
+        crop_to_multiple(np.zeros((15, 40, 3), np.uint8), 16)
+    with pytest.raises(ValueError, match="empty"):
+        to_pixels(np.zeros((0, 0, 3), np.uint8))
+    with pytest.raises(ValueError, match=r"\[H, W, 3\]"):
+        to_pixels(np.zeros((8, 8), np.uint8))
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        to_pixels(np.full((8, 8, 3), 2.0))
+
+
+def test_exact_nfe_per_edit(pipe, image):
+    assert edit(pipe, image, SOURCE, TARGET, steps=8, progress=False).nfe == 18
+    result = edit(pipe, image, SOURCE, TARGET, steps=4, method="rf_solver", progress=False)
+    assert (result.nfe_inversion, result.nfe_denoising, result.nfe) == (8, 8, 16)
+    assert reconstruct(pipe, image, SOURCE, steps=5, method="euler", progress=False).nfe == 10
+    assert invert(pipe, image, SOURCE, steps=8, progress=False).nfe == 9
+
+
+def test_round_trip_error_falls_at_second_order_for_fireflow(pipe, image):
+    steps = (4, 8, 16, 32)
+    errors = {m: [reconstruct(pipe, image, SOURCE, steps=n, method=m, progress=False).metrics["latent_rmse"]
+                  for n in steps] for m in ("euler", "fireflow")}
+    print(errors)
+    assert all(a > b for a, b in zip(errors["fireflow"], errors["fireflow"][1:]))
+    assert -fit_slope(steps, errors["fireflow"]) >= 1.8
+    assert -fit_slope(steps, errors["euler"]) == pytest.approx(1.0, abs=0.2)
+    assert errors["fireflow"][1] < errors["euler"][1] / 10
+
+
+def test_reconstruction_metrics_are_reported(pipe, image):
+    result = reconstruct(pipe, image, SOURCE, steps=4, progress=False)
+    assert result.image.size == (80, 64) and result.source.size == (80, 64)
+    assert set(result.metrics) == {"rmse_255", "psnr", "ssim", "latent_rmse"}
+    assert result.metrics["psnr"] == pytest.approx(psnr(np.asarray(result.source), np.asarray(result.image)))
+
+
+def test_injection_changes_output_only_when_enabled(pipe, image):
+    plain = edit(pipe, image, SOURCE, TARGET, steps=4, inject=0, progress=False)
+    # inject=0 is exactly "invert with the source prompt, denoise with the target prompt"
+    inverted = invert(pipe, image, SOURCE, steps=4, progress=False)
+    embedding = encode_prompt(pipe, TARGET)
+    velocity = FluxVelocity(pipe.transformer, embedding, latent_image_ids(pipe, 64, 80), inverted.timesteps, 2.0)
+    manual = solve(velocity, inverted.noise, inverted.timesteps, "fireflow")
+    from fireflow_edu.flux.images import decode_latents
+    assert np.array_equal(np.asarray(plain.image), decode_latents(pipe, manual, 64, 80))
+    injected = edit(pipe, image, SOURCE, TARGET, steps=4, inject=1, progress=False)
+    assert plain.injections == 0 and plain.cache_bytes == 0
+    assert injected.injections > 0 and injected.cache_bytes > 0
+    assert rmse_255(plain.image, injected.image) > 0
+
+
+@pytest.mark.parametrize("method,expected", [("fireflow", {(0, "mid"), (1, "mid")}),
+                                             ("euler", {(0, "start"), (1, "start")})])
+def test_features_live_only_on_the_chosen_blocks_and_intervals(pipe, image, method, expected):
+    features = AttentionFeatures("replace_v", inject=2, blocks=[1])
+    with feature_processors(pipe.transformer, features):
+        inverted = invert(pipe, image, SOURCE, steps=5, method=method, progress=False, features=features)
+    assert {(interval, stage) for interval, stage, _ in features.stored} == expected
+    assert {block for *_, block in features.stored} == {1}
+    assert all(set(f) == {"v"} for f in features.stored.values())
+    assert inverted.nfe == (6 if method == "fireflow" else 5)
+
+
+def test_injection_count_and_block_choice(pipe, image):
+    # fireflow, 4 steps, inject 2: denoising steps 0 and 1 each make one "mid" call with a stored twin
+    result = edit(pipe, image, SOURCE, TARGET, steps=4, inject=2, blocks=[0, 2], progress=False)
+    assert result.injections == 2 * 2
+    assert result.settings["blocks"] == [0, 2]
+    other = edit(pipe, image, SOURCE, TARGET, steps=4, inject=2, blocks=[1], progress=False)
+    assert rmse_255(result.image, other.image) > 0
+
+
+def test_add_strategies_and_per_step_guidance(pipe, image):
+    base = edit(pipe, image, SOURCE, TARGET, steps=4, progress=False)
+    for strategy in ("add_q", "add_k", "replace_v+add_k", "add_q+add_k+add_v"):
+        result = edit(pipe, image, SOURCE, TARGET, steps=4, strategy=strategy, progress=False)
+        assert result.nfe == 10 and rmse_255(result.image, base.image) > 0
+    listed = edit(pipe, image, SOURCE, TARGET, steps=4, guidance=[1, 2, 2, 2], progress=False)
+    assert listed.settings["guidance"] == [1, 2, 2, 2]
+    with pytest.raises(ValueError, match="3 values for a pass of 4 steps"):
+        edit(pipe, image, SOURCE, TARGET, steps=4, guidance=[1, 2, 2], progress=False)
+
+
+def test_processors_restored_after_success_and_after_an_exception(pipe, image):
+    before = dict(pipe.transformer.attn_processors)
+    assert all(type(p) is FluxAttnProcessor for p in before.values())
+    edit(pipe, image, SOURCE, TARGET, steps=2, progress=False)
+    with pytest.raises(ValueError, match="guidance list"):
+        edit(pipe, image, SOURCE, TARGET, steps=2, guidance=[1.0], progress=False)  # fails while denoising
+    after = pipe.transformer.attn_processors
+    assert all(after[k] is before[k] for k in before)
+    assert not any(isinstance(p, FeatureAttnProcessor) for p in after.values())
+
+
+def test_cache_can_live_on_cpu(pipe, image):
+    result = edit(pipe, image, SOURCE, TARGET, steps=2, cache_device="cpu", progress=False)
+    per_block = (32 + 20) * 2 * 16 * 4  # (32 text + 20 image tokens) x heads x head_dim x fp32
+    assert result.cache_bytes == per_block * 3  # one "mid" evaluation stored, three blocks
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"strategy": "replace_k"}, "unknown strategy"),
+    ({"strategy": "replace_v+add_v"}, "choose one"),
+    ({"method": "heun"}, "valid methods"),
+    ({"inject": 9}, "inject must be an integer between 0 and steps"),
+    ({"steps": 0}, "steps must be a positive integer"),
+    ({"blocks": [7]}, "single-stream blocks in 0..2"),
+])
+def test_bad_edit_arguments(pipe, image, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        edit(pipe, image, SOURCE, TARGET, **{"steps": 8, **kwargs}, progress=False)
+
+
+def test_bad_images(pipe):
+    with pytest.raises(ValueError, match="at least 16x16"):
+        edit(pipe, np.zeros((8, 64, 3), np.uint8), SOURCE, TARGET, progress=False)
+    with pytest.raises(ValueError, match="empty"):
+        reconstruct(pipe, np.zeros((0, 5, 3), np.uint8), SOURCE, progress=False)
+
+
+def test_missing_weights_explain_how_to_get_them(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    with pytest.raises(FileNotFoundError, match="hf auth login"):
+        load_pipeline("black-forest-labs/FLUX.1-dev", device="cpu")
+    with pytest.raises(FileNotFoundError, match="gated"):
+        load_pipeline(tmp_path / "no-such-dir", device="cpu")
+    with pytest.raises(ValueError, match="needs device='cuda'"):
+        load_pipeline(tmp_path, device="cpu", offload=True)
+
+
+def test_image_metrics():
+    a = np.zeros((8, 8, 3), np.uint8)
+    b = a.copy()
+    b[0, 0, 0] = 64
+    assert rmse_255(a, b) == pytest.approx(64 / np.sqrt(192))
+    assert psnr(a, a) == float("inf") and ssim(a, a) == pytest.approx(1.0)
+    assert lpips_distance(a, b) is None  # no lpips weights on this machine: skipped with a message

@@ -1,0 +1,89 @@
+"""The FLUX command line and the batch runner, on the tiny model."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+from PIL import Image
+
+from fireflow_edu.cli import main
+
+
+def test_edit_command_writes_image_and_report(tmp_path):
+    out = tmp_path / "edit"
+    assert main(["edit", "--image", "skimage:chelsea", "--source-prompt", "a cat", "--target-prompt", "a dog",
+                 "--tiny", "--guidance", "1,2,2,2,2,2,2,2", "--blocks", "0-1", "--out", str(out)]) == 0
+    report = json.loads((out / "edited.json").read_text())
+    assert report["nfe"] == 18 and report["nfe_inversion"] == 9
+    assert report["settings"]["blocks"] == [0, 1] and report["settings"]["guidance"][0] == 1.0
+    assert report["peak_memory_bytes"] > 0 and report["seconds"]["total"] > 0
+    assert Image.open(out / "edited.png").size == Image.open(out / "source.png").size == (448, 288)
+
+
+def test_reconstruct_command_reports_metrics(tmp_path):
+    out = tmp_path / "rec"
+    assert main(["reconstruct", "--image", "skimage:coffee", "--prompt", "a cup", "--steps", "4",
+                 "--method", "euler", "--tiny", "--out", str(out)]) == 0
+    report = json.loads((out / "reconstruction.json").read_text())
+    assert report["nfe"] == 8
+    assert {"rmse_255", "psnr", "ssim", "latent_rmse"} <= set(report["metrics"])
+
+
+def test_commands_report_bad_input_without_traceback(tmp_path, capsys):
+    assert main(["reconstruct", "--image", str(tmp_path / "none.png"), "--tiny"]) == 2
+    assert "not found" in capsys.readouterr().err
+    assert main(["edit", "--image", "skimage:chelsea", "--source-prompt", "a", "--target-prompt", "b",
+                 "--tiny", "--inject", "9", "--out", str(tmp_path)]) == 2
+    assert "inject must be an integer between 0 and steps" in capsys.readouterr().err
+    assert main(["reconstruct", "--image", "skimage:chelsea", "--model", str(tmp_path / "nowhere")]) == 2
+    assert "hf auth login" in capsys.readouterr().err
+
+
+def test_bench_command_on_the_tiny_model(tmp_path):
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--tiny", "--sizes", "64", "--repeats", "1", "--text-tokens", "16", "--out", str(out)]) == 0
+    results = json.loads(out.read_text())
+    row = results["sizes"]["64"]
+    nfe = {label: entry["nfe"] for label, entry in row["configs"].items()}
+    assert nfe == {"euler_28": 56, "rf_solver_15": 60, "fireflow_8": 18, "fireflow_15": 32}
+    assert row["configs"]["euler_28"]["speedup_vs_euler_28"] == 1.0
+    assert row["fireflow_8_vs_18_calls"] > 0
+
+
+def _cases(tmp_path):
+    mask = np.zeros((300, 451, 3), np.uint8)
+    mask[100:200, 150:300] = 255
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    lines = [
+        {"id": "cat", "image": "skimage:chelsea", "source_prompt": "a cat", "target_prompt": "a dog", "mask": "mask.png"},
+        {"id": "cup", "image": "skimage:coffee", "source_prompt": "a cup", "target_prompt": "a red cup"},
+        {"id": "broken", "image": "missing.png", "source_prompt": "a", "target_prompt": "b"},
+    ]
+    path = tmp_path / "cases.jsonl"
+    path.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+    return path
+
+
+def test_batch_runner_single_process(tmp_path):
+    cases = _cases(tmp_path)
+    assert main(["batch", "--cases", str(cases), "--out", str(tmp_path / "out"), "--tiny", "--steps", "4"]) == 0
+    rows = [json.loads(line) for line in (tmp_path / "out" / "results.jsonl").read_text().splitlines()]
+    assert [row["id"] for row in rows] == ["cat", "cup", "broken"]
+    assert rows[0]["nfe"] == 10 and "background_psnr" in rows[0] and "background_psnr" not in rows[1]
+    assert "not found" in rows[2]["error"]
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["cases"] == 2 and summary["failed"] == 1 and summary["processes"] == 1
+
+
+def test_batch_runner_shards_across_two_processes(tmp_path):
+    # accelerate's multi-process launchers start ranks the way torchrun does; on CPU the ranks use gloo.
+    cases = _cases(tmp_path)
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "fireflow_edu",
+               "batch", "--cases", str(cases), "--out", str(out), "--tiny", "--steps", "2"]
+    subprocess.run(command, check=True, capture_output=True, timeout=300)
+    shards = [[json.loads(line)["id"] for line in (out / f"results.rank{r}.jsonl").read_text().splitlines()]
+              for r in (0, 1)]
+    assert sorted(shards[0] + shards[1]) == ["broken", "cat", "cup"] and all(shards)
+    assert json.loads((out / "summary.json").read_text())["processes"] == 2
