@@ -49,7 +49,7 @@ def size_multiple(pipe) -> int:
 def encode_image(pipe, pixels: np.ndarray) -> torch.Tensor:
     """uint8 [H, W, 3] -> packed latents [1, (H/16)(W/16), 4 * latent channels] (float32), posterior mode."""
     vae = pipe.vae
-    x = torch.from_numpy(pixels).permute(2, 0, 1)[None].float() / 127.5 - 1
+    x = torch.tensor(pixels).permute(2, 0, 1)[None].float() / 127.5 - 1
     latent = vae.encode(x.to(pipe._execution_device, vae.dtype)).latent_dist.mode()
     latent = ((latent - vae.config.shift_factor) * vae.config.scaling_factor).float()
     _, c, h, w = latent.shape
