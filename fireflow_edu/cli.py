@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from .config import fast_mode
+from .grading.commands import add_commands as add_grading_commands
 
 
 def _add_demo(subparsers) -> None:
@@ -94,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m fireflow_edu", description=__doc__)
     subparsers = parser.add_subparsers(dest="command", required=True)
     _add_demo(subparsers)
+    add_grading_commands(subparsers)
     try:
         from .flux.commands import add_commands
     except ImportError as error:  # the FLUX extras are optional for the CPU toy

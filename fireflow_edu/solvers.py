@@ -98,8 +98,14 @@ SOLVERS: dict[str, Solver] = {
 }
 
 
-def get_solver(method: str) -> Solver:
-    """The registered solver called ``method``; a clear error lists the valid names."""
+def get_solver(method: str | StepFn) -> Solver:
+    """The registered solver called ``method``; a clear error lists the valid names.
+
+    A callable with the step signature is accepted too (an order is not known for it:
+    0), so a learner's own step function runs through the same loop.
+    """
+    if callable(method):
+        return Solver(getattr(method, "__name__", "custom"), method, order=0)
     if method not in SOLVERS:
         raise ValueError(f"unknown method {method!r}; valid methods: {', '.join(SOLVERS)}")
     return SOLVERS[method]
@@ -107,6 +113,8 @@ def get_solver(method: str) -> Solver:
 
 def expected_nfe(method: str, num_steps: int) -> int:
     """NFE of one pass of ``num_steps`` steps: euler N, midpoint 2N, rf_solver 2N, fireflow N + 1."""
+    if not isinstance(method, str):
+        raise ValueError(f"expected_nfe needs a registered method name, got {method!r}")
     get_solver(method)
     return {"euler": num_steps, "fireflow": num_steps + 1}.get(method, 2 * num_steps)
 
@@ -176,7 +184,7 @@ def integrate(
     velocity: VelocityField,
     x: torch.Tensor,
     timesteps: Sequence[float] | torch.Tensor,
-    method: str = "fireflow",
+    method: str | StepFn = "fireflow",
     *,
     record_trajectory: bool = False,
     progress: bool = False,
@@ -189,7 +197,7 @@ def integrate(
         x: start state at ``timesteps[0]``, any shape and floating dtype.
         timesteps: strictly monotone 1-D grid; decreasing samples (noise -> data),
             increasing inverts (data -> noise).
-        method: a name in :data:`SOLVERS`.
+        method: a name in :data:`SOLVERS`, or a step function ``(velocity, x, t, h, cache) -> x_next``.
         record_trajectory: keep all N + 1 states (on the device of ``x``).
         progress: show a tqdm bar over the steps.
         callback: called with a :class:`StepInfo` after every step.
@@ -206,25 +214,25 @@ def integrate(
     cache: dict = {}
     states = [x] if record_trajectory else None
     times = grid.tolist()
-    for i in tqdm(range(len(times) - 1), desc=method, disable=not progress, leave=False):
+    for i in tqdm(range(len(times) - 1), desc=solver.name, disable=not progress, leave=False):
         t, t_next = times[i], times[i + 1]
         x_next = solver.step(counted, x, t, t_next - t, cache)
         if not torch.isfinite(x_next).all():
-            raise ValueError(f"{method}: non-finite values appeared at step {i} (t={t:.6g} -> {t_next:.6g})")
+            raise ValueError(f"{solver.name}: non-finite values appeared at step {i} (t={t:.6g} -> {t_next:.6g})")
         if callback is not None:
             callback(StepInfo(i, t, t_next, x, x_next, MappingProxyType(cache)))
         x = x_next
         if states is not None:
             states.append(x)
     trajectory = torch.stack(states) if states is not None else None
-    return SolveResult(x=x, nfe=counted.nfe, method=method, timesteps=grid, trajectory=trajectory)
+    return SolveResult(x=x, nfe=counted.nfe, method=solver.name, timesteps=grid, trajectory=trajectory)
 
 
 def solve(
     velocity: VelocityField,
     x: torch.Tensor,
     timesteps: Sequence[float] | torch.Tensor,
-    method: str = "fireflow",
+    method: str | StepFn = "fireflow",
     return_trajectory: bool = False,
     **kwargs,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:

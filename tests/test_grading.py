@@ -1,0 +1,201 @@
+import csv
+import json
+
+import nbformat
+import numpy as np
+import pytest
+
+from fireflow_edu.cli import main
+from fireflow_edu.grading import (check_euler_step, check_fireflow_step, check_fit_order, check_midpoint_step,
+                                  check_rf_solver_step, check_round_trip)
+from fireflow_edu.grading.student import BEGIN, SOLUTIONS, STUDENT, build, strip_solutions
+from fireflow_edu.schedules import uniform
+from fireflow_edu.solvers import SOLVERS, integrate
+
+
+# --- typical wrong answers -------------------------------------------------------------------------
+
+def euler_abs_h(v, x, t, h, cache):
+    return x + abs(h) * v(x, t)
+
+
+def euler_end_time(v, x, t, h, cache):
+    return x + h * v(x, t + h)
+
+
+def euler_twice(v, x, t, h, cache):
+    v(x, t)
+    return x + h * v(x, t)
+
+
+def midpoint_at_start_time(v, x, t, h, cache):
+    return x + h * v(x + h / 2 * v(x, t), t)
+
+
+def midpoint_full_step_location(v, x, t, h, cache):
+    return x + h * v(x + h * v(x, t), t + h / 2)
+
+
+def rf_solver_wrong_derivative(v, x, t, h, cache):
+    v0 = v(x, t)
+    vm = v(x + h / 2 * v0, t + h / 2)
+    return x + h * v0 + h**2 / 2 * (vm - v0) / h
+
+
+def fireflow_caches_start_velocity(v, x, t, h, cache):
+    v_start = cache["v"] if "v" in cache else v(x, t)
+    cache["v"] = v_start
+    return x + h * v(x + h / 2 * v_start, t + h / 2)
+
+
+def fireflow_abs_h(v, x, t, h, cache):
+    return SOLVERS["fireflow"].step(v, x, t, abs(h), cache)
+
+
+def fireflow_evaluates_every_start(v, x, t, h, cache):
+    v(x, t)
+    return SOLVERS["fireflow"].step(v, x, t, h, cache)
+
+
+def round_trip_same_grid(step, velocity, x, n):
+    first = integrate(velocity, x, uniform(n), step)
+    second = integrate(velocity, first.x, uniform(n), step)
+    return second.x, first.nfe + second.nfe
+
+
+def round_trip_inversion_only(step, velocity, x, n):
+    result = integrate(velocity, x, uniform(n, 0.0, 1.0), step)
+    return result.x, result.nfe
+
+
+def round_trip_reference(step, velocity, x, n):
+    inverted = integrate(velocity, x, uniform(n, 0.0, 1.0), step)
+    back = integrate(velocity, inverted.x, uniform(n), step)
+    return back.x, inverted.nfe + back.nfe
+
+
+CASES = [
+    (check_euler_step, SOLVERS["euler"].step, [
+        (SOLVERS["midpoint"].step, "2 velocity evaluations per step"),
+        (euler_abs_h, "signed step h"),
+        (euler_end_time, "at the start of the step"),
+        (euler_twice, "2 velocity evaluations"),
+    ]),
+    (check_midpoint_step, SOLVERS["midpoint"].step, [
+        (SOLVERS["euler"].step, "behaves like Euler"),
+        (midpoint_at_start_time, "time t + h/2"),
+        (midpoint_full_step_location, "position x + h/2"),
+    ]),
+    (check_rf_solver_step, SOLVERS["rf_solver"].step, [
+        (rf_solver_wrong_derivative, "(vm - v0) / (h/2)"),
+        (SOLVERS["euler"].step, "2 NFE per step"),
+    ]),
+    (check_fireflow_step, SOLVERS["fireflow"].step, [
+        (SOLVERS["midpoint"].step, "used 2 NFE per step: reuse the midpoint velocity"),
+        (fireflow_caches_start_velocity, "cache the velocity at the midpoint"),
+        (fireflow_abs_h, "signed step h"),
+        (fireflow_evaluates_every_start, "used 2 NFE per step"),
+    ]),
+    (check_round_trip, round_trip_reference, [
+        (round_trip_same_grid, "directions"),
+        (round_trip_inversion_only, "18 NFE"),
+    ]),
+    (check_fit_order, lambda d, e: np.polyfit(np.log(d), np.log(e), 1)[0], [
+        (lambda d, e: np.polyfit(d, e, 1)[0], "log-log space"),
+        (lambda d, e: -np.polyfit(np.log(d), np.log(e), 1)[0], "you returned -1.0000"),
+    ]),
+]
+
+
+@pytest.mark.parametrize("check,reference,wrong", CASES, ids=[c[0].__name__ for c in CASES])
+def test_checker_passes_reference_and_names_typical_mistakes(check, reference, wrong, capsys):
+    check(reference)
+    assert capsys.readouterr().out.startswith("PASS Exercise")
+    assert len(wrong) >= 2
+    for answer, hint in wrong:
+        with pytest.raises(AssertionError, match=hint.replace("(", r"\(").replace(")", r"\)").replace("+", r"\+")):
+            check(answer)
+
+
+def test_blank_exercise_surfaces_its_label():
+    def blank(v, x, t, h, cache):
+        raise NotImplementedError("Exercise A.1: return x + h * v(x, t)")
+
+    with pytest.raises(NotImplementedError, match="Exercise A.1"):
+        check_euler_step(blank)
+
+
+# --- student copies ---------------------------------------------------------------------------------
+
+def test_student_copies_are_up_to_date():
+    assert build(check=True) == [], "run `python -m fireflow_edu assignments`"
+
+
+def test_student_copies_hold_no_solution_code():
+    for solution_path in sorted(SOLUTIONS.glob("*.ipynb")):
+        student = nbformat.read(STUDENT / solution_path.name, as_version=4)
+        solution = nbformat.read(solution_path, as_version=4)
+        text = "\n".join(c.source for c in student.cells)
+        assert "SOLUTION" not in text
+        hidden = [line.strip() for c in solution.cells if c.cell_type == "code"
+                  for block in c.source.split("### BEGIN SOLUTION")[1:]
+                  for line in block.split("### END SOLUTION")[0].splitlines()[1:] if line.strip()]
+        assert hidden and not any(line in text for line in hidden), solution_path.name
+        blanks = text.count("raise NotImplementedError(")
+        markers = sum(c.source.count("### BEGIN SOLUTION") for c in solution.cells)
+        assert blanks == markers >= 2
+
+
+def test_strip_solutions_keeps_indentation_and_rejects_bad_markers():
+    source = "def f(x):\n    ### BEGIN SOLUTION Exercise Z.1: double it\n    return 2 * x\n    ### END SOLUTION\n"
+    assert strip_solutions(source) == "def f(x):\n    raise NotImplementedError('Exercise Z.1: double it')"
+    with pytest.raises(ValueError, match="without END"):
+        strip_solutions("### BEGIN SOLUTION Exercise Z.2: x\nx = 1")
+    assert BEGIN.match("  ### BEGIN SOLUTION Exercise Q.3: y")["label"] == "Exercise Q.3: y"
+
+
+def test_every_solution_exercise_has_a_check_cell():
+    for path in sorted(SOLUTIONS.glob("*.ipynb")):
+        cells = nbformat.read(path, as_version=4).cells
+        labels = {BEGIN.match(line)["label"].split(":")[0] for c in cells for line in c.source.splitlines()
+                  if BEGIN.match(line)}
+        checked = {c.source.splitlines()[0].removeprefix("# CHECK ").strip() for c in cells
+                   if c.cell_type == "code" and c.source.startswith("# CHECK")}
+        assert labels == checked, path.name
+
+
+# --- grading a folder -------------------------------------------------------------------------------
+
+def test_grade_folder_scores_good_blank_partial_broken_and_hanging(tmp_path, capsys):
+    folder = tmp_path / "submissions"
+    folder.mkdir()
+    solution = nbformat.read(SOLUTIONS / "a_euler_step.ipynb", as_version=4)
+    student = nbformat.read(STUDENT / "a_euler_step.ipynb", as_version=4)
+    nbformat.write(solution, folder / "ada.ipynb")
+    nbformat.write(student, folder / "bob.ipynb")
+    partial = nbformat.read(STUDENT / "a_euler_step.ipynb", as_version=4)
+    for cell in partial.cells:
+        if "def euler_step" in cell.source:
+            cell.source = "def euler_step(v, x, t, h, cache):\n    return x + h * v(x, t)"
+        if cell.source.startswith("# CHECK Exercise A.1"):
+            cell.source = "# CHECK Exercise A.2\nprint('a student who edits a check gains nothing')"
+    nbformat.write(partial, folder / "cy.ipynb")
+    hanging = nbformat.read(SOLUTIONS / "a_euler_step.ipynb", as_version=4)
+    hanging.cells.insert(2, nbformat.v4.new_code_cell("while True:\n    pass"))
+    nbformat.write(hanging, folder / "dee.ipynb")
+    (folder / "eve.ipynb").write_text("{ this is not a notebook")
+
+    out = tmp_path / "grades.csv"
+    assert main(["grade", str(folder), "--assignment", "a_euler_step", "--out", str(out), "--timeout", "25"]) == 0
+    rows = {row["student"]: row for row in csv.DictReader(out.open())}
+    assert (rows["ada"]["score"], rows["ada"]["max_score"]) == ("2", "2") and rows["ada"]["reason"] == ""
+    assert rows["bob"]["score"] == "0" and "NotImplementedError: Exercise A.1" in rows["bob"]["reason"]
+    assert rows["cy"]["score"] == "1" and rows["cy"]["Exercise A.1"] == "1" and rows["cy"]["Exercise A.2"] == "0"
+    assert rows["dee"]["score"] == "0" and "timed out after 25 s" in rows["dee"]["reason"]
+    assert rows["eve"]["score"] == "0" and "cannot read notebook" in rows["eve"]["reason"]
+    assert "ada" in capsys.readouterr().out
+
+
+def test_grade_rejects_unknown_assignment(tmp_path, capsys):
+    assert main(["grade", str(tmp_path), "--assignment", "z_nothing"]) == 2
+    assert "available: a_euler_step" in capsys.readouterr().err
