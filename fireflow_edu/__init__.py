@@ -15,3 +15,13 @@ from .schedules import flux_schedule, uniform
 from .solvers import SOLVERS, expected_nfe, integrate, solve
 
 __all__ = ["SOLVERS", "expected_nfe", "flux_schedule", "integrate", "solve", "uniform"]
+
+
+def __getattr__(name):
+    # diffusers resolves a saved pipeline component by looking its class up on the top-level package
+    # ("fireflow_edu", "PixelShuffleVAE" in model_index.json); imported lazily to keep diffusers optional.
+    if name == "PixelShuffleVAE":
+        from .mini.vae import PixelShuffleVAE
+
+        return PixelShuffleVAE
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -18,7 +18,7 @@ def _add_demo(subparsers) -> None:
         help="train 1-RF and 2-RF on the 2D Gaussian mixtures and compare solvers at equal NFE (Figure 2)",
         description="Train a 1-Rectified Flow between two 2D Gaussian mixtures, reflow it into a 2-RF, "
         "run euler / midpoint / fireflow at the same NFE, write figure2.png and metrics.json into --out "
-        "and print the table. About 2 minutes on 2 CPU cores; --fast takes about 30 s.",
+        "and print the table. About 1 minute on 2 CPU cores; --fast takes about 15 s.",
     )
     demo.add_argument("--out", type=Path, required=True, help="output directory (created if missing)")
     demo.add_argument("--fast", action="store_true",
@@ -97,14 +97,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_demo(subparsers)
     add_grading_commands(subparsers)
     try:
-        from .flux.commands import add_commands
+        from .flux.commands import add_commands as add_flux_commands
+        from .mini.commands import add_commands as add_mini_commands
     except ImportError as error:  # the FLUX extras are optional for the CPU toy
         missing = str(error)
-        for name in ("edit", "reconstruct", "bench", "batch"):
+        for name in ("edit", "reconstruct", "bench", "batch", "mini-train", "mini-bench"):
             subparsers.add_parser(name, help=f"(needs the FLUX extras: {missing})").set_defaults(
                 run=lambda args: parser.error(f"this command needs diffusers and transformers: {missing}"))
     else:
-        add_commands(subparsers)
+        add_flux_commands(subparsers)
+        add_mini_commands(subparsers)
     return parser
 
 

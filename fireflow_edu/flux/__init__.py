@@ -5,10 +5,10 @@ offline from the Hugging Face cache or a local path; :func:`tiny_pipeline` build
 random-weight FLUX offline so every line runs on a CPU.
 """
 
-from .editing import EditResult, InversionResult, edit, invert, reconstruct
+from .editing import EditResult, InversionResult, edit, generate, invert, reconstruct
 from .loading import load_pipeline
 from .metrics import lpips_distance, psnr, reconstruction_metrics, rmse_255, ssim
 from .tiny import tiny_pipeline
 
-__all__ = ["EditResult", "InversionResult", "edit", "invert", "load_pipeline", "lpips_distance", "psnr",
+__all__ = ["EditResult", "InversionResult", "edit", "generate", "invert", "load_pipeline", "lpips_distance", "psnr",
            "reconstruct", "reconstruction_metrics", "rmse_255", "ssim", "tiny_pipeline"]

@@ -173,6 +173,26 @@ def _result(inversion, denoised, pixels, clock, settings, features=None, with_me
     )
 
 
+def generate(pipe, prompt: str, height: int, width: int, steps: int = 8, method: str = "fireflow",
+             guidance=None, seed: int = 0, progress: bool = False) -> tuple[Image.Image, int]:
+    """Text to image with any solver on FLUX's schedule (seeded Gaussian noise at t = 1).
+
+    Returns the image and the NFE used (FireFlow: steps + 1, the paper's Table 2 setting).
+    ``height`` and ``width`` must be multiples of 16 (of 2 * vae_scale_factor).
+    """
+    _check_steps(steps)
+    multiple = size_multiple(pipe)
+    if height % multiple or width % multiple or height < multiple or width < multiple:
+        raise ValueError(f"height and width must be positive multiples of {multiple}, got {height}x{width}")
+    tokens = (height // multiple) * (width // multiple)
+    channels = pipe.transformer.config.in_channels
+    noise = torch.randn(1, tokens, channels, generator=torch.Generator().manual_seed(seed)).to(pipe._execution_device)
+    sampling = flux_schedule(steps, tokens)
+    result = solve_pass(pipe.transformer, noise, encode_prompt(pipe, prompt), latent_image_ids(pipe, height, width),
+                        sampling, method, guidance, progress=progress)
+    return Image.fromarray(decode_latents(pipe, result.x, height, width)), result.nfe
+
+
 def reconstruct(pipe, image, prompt: str = "", steps: int = 8, method: str = "fireflow", guidance=1.0, *,
                 progress: bool = True) -> EditResult:
     """Invert and regenerate with the same prompt and no injection: the paper's reconstruction test.

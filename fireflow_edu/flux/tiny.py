@@ -26,12 +26,13 @@ SPECIAL = ("[PAD]", "[UNK]", "[EOS]")
 TEXT_DIM = 32
 
 
-def _word_tokenizer(model_max_length: int):
+def word_tokenizer(vocabulary: tuple[str, ...], model_max_length: int):
+    """A lower-casing word-level tokenizer over ``vocabulary`` that appends [EOS], built in memory."""
     from tokenizers import Tokenizer, normalizers, pre_tokenizers, processors
     from tokenizers.models import WordLevel
     from transformers import PreTrainedTokenizerFast
 
-    vocab = {token: i for i, token in enumerate(SPECIAL + VOCABULARY)}
+    vocab = {token: i for i, token in enumerate(SPECIAL + tuple(vocabulary))}
     core = Tokenizer(WordLevel(vocab, unk_token="[UNK]"))
     core.normalizer = normalizers.Lowercase()
     core.pre_tokenizer = pre_tokenizers.Whitespace()
@@ -40,22 +41,39 @@ def _word_tokenizer(model_max_length: int):
                                    model_max_length=model_max_length)
 
 
-def build_tiny_pipeline(seed: int = 0):
-    """Construct the tiny FluxPipeline in memory with seeded random weights (fp32, CPU)."""
-    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel
+def build_text_side(vocabulary: tuple[str, ...], dim: int, t5_length: int) -> dict:
+    """CLIP and T5 text encoders of width ``dim`` with word-level tokenizers over ``vocabulary``."""
     from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
 
-    torch.manual_seed(seed)
-    clip_tokenizer, t5_tokenizer = _word_tokenizer(77), _word_tokenizer(32)
-    vocab_size = len(SPECIAL) + len(VOCABULARY)
+    clip_tokenizer, t5_tokenizer = word_tokenizer(vocabulary, 77), word_tokenizer(vocabulary, t5_length)
+    vocab_size = len(SPECIAL) + len(vocabulary)
     eos = clip_tokenizer.eos_token_id
     text_encoder = CLIPTextModel(CLIPTextConfig(
-        vocab_size=vocab_size, hidden_size=TEXT_DIM, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=4, max_position_embeddings=77, projection_dim=TEXT_DIM,
+        vocab_size=vocab_size, hidden_size=dim, intermediate_size=2 * dim, num_hidden_layers=2,
+        num_attention_heads=4, max_position_embeddings=77, projection_dim=dim,
         eos_token_id=eos, bos_token_id=eos, pad_token_id=clip_tokenizer.pad_token_id))
     text_encoder_2 = T5EncoderModel(T5Config(
-        vocab_size=vocab_size, d_model=TEXT_DIM, d_kv=8, d_ff=64, num_layers=2, num_heads=4,
+        vocab_size=vocab_size, d_model=dim, d_kv=dim // 4, d_ff=2 * dim, num_layers=2, num_heads=4,
         pad_token_id=t5_tokenizer.pad_token_id, eos_token_id=eos, decoder_start_token_id=0))
+    return {"text_encoder": text_encoder, "tokenizer": clip_tokenizer,
+            "text_encoder_2": text_encoder_2, "tokenizer_2": t5_tokenizer}
+
+
+def flux_scheduler():
+    """FLUX.1-dev's flow-matching scheduler settings (resolution-dependent shift)."""
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    return FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=3.0, use_dynamic_shifting=True,
+                                           base_shift=0.5, max_shift=1.15, base_image_seq_len=256,
+                                           max_image_seq_len=4096)
+
+
+def build_tiny_pipeline(seed: int = 0):
+    """Construct the tiny FluxPipeline in memory with seeded random weights (fp32, CPU)."""
+    from diffusers import AutoencoderKL, FluxPipeline, FluxTransformer2DModel
+
+    torch.manual_seed(seed)
+    text_side = build_text_side(VOCABULARY, TEXT_DIM, t5_length=32)
     vae = AutoencoderKL(
         in_channels=3, out_channels=3, latent_channels=4, layers_per_block=1, norm_num_groups=8,
         down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
@@ -65,11 +83,7 @@ def build_tiny_pipeline(seed: int = 0):
         patch_size=1, in_channels=4 * vae.config.latent_channels, num_layers=1, num_single_layers=3,
         attention_head_dim=16, num_attention_heads=2, joint_attention_dim=TEXT_DIM,
         pooled_projection_dim=TEXT_DIM, guidance_embeds=True, axes_dims_rope=(4, 6, 6))
-    scheduler = FlowMatchEulerDiscreteScheduler(
-        num_train_timesteps=1000, shift=3.0, use_dynamic_shifting=True, base_shift=0.5, max_shift=1.15,
-        base_image_seq_len=256, max_image_seq_len=4096)
-    return FluxPipeline(scheduler=scheduler, vae=vae, text_encoder=text_encoder, tokenizer=clip_tokenizer,
-                        text_encoder_2=text_encoder_2, tokenizer_2=t5_tokenizer, transformer=transformer)
+    return FluxPipeline(scheduler=flux_scheduler(), vae=vae, transformer=transformer, **text_side)
 
 
 def tiny_pipeline(seed: int = 0, path: str | Path | None = None):

@@ -1,0 +1,90 @@
+"""A detector on the renderer's own terms: which background, how many objects, their colours and shapes.
+
+Background: the median border pixel's nearest palette colour. Objects: connected
+regions that differ from the background (by more than 60 in RGB distance and at
+least 8 pixels), each given the nearest object colour (median pixel) and the shape
+whose rendered mask, at the region's centroid and area, overlaps it best (IoU).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+from scipy import ndimage
+
+from .scenes import BACKGROUNDS, OBJECT_COLORS, SHAPES, Scene, Shape
+
+FOREGROUND_DISTANCE = 60.0
+MIN_PIXELS = 8
+RADII = np.arange(2.5, 12.01, 0.25)
+
+
+def _nearest(rgb: np.ndarray, palette: dict) -> str:
+    names = list(palette)
+    distances = [np.linalg.norm(rgb - np.array(palette[n], float)) for n in names]
+    return names[int(np.argmin(distances))]
+
+
+@lru_cache(maxsize=None)
+def _areas(kind: str, size: int) -> np.ndarray:
+    return np.array([Shape(kind, "red", size / 2, size / 2, r).mask(size).sum() for r in RADII])
+
+
+@dataclass
+class DetectedObject:
+    color: str
+    shape: str
+    iou: float
+    pixels: int
+
+
+@dataclass
+class Detection:
+    background: str
+    objects: list[DetectedObject]
+
+
+def detect(image: np.ndarray) -> Detection:
+    """Read background, objects, colours and shapes off a uint8 [H, W, 3] image."""
+    pixels = np.asarray(image, dtype=float)
+    size = pixels.shape[0]
+    border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
+    background = _nearest(np.median(border, 0), BACKGROUNDS)
+    foreground = np.linalg.norm(pixels - np.array(BACKGROUNDS[background], float), axis=-1) > FOREGROUND_DISTANCE
+    labels, count = ndimage.label(foreground)
+    objects = []
+    for index in range(1, count + 1):
+        region = labels == index
+        area = int(region.sum())
+        if area < MIN_PIXELS:
+            continue
+        color = _nearest(np.median(pixels[region], 0), OBJECT_COLORS)
+        ys, xs = np.nonzero(region)
+        cx, cy = xs.mean() + 0.5, ys.mean() + 0.5
+        best = ("", 0.0)
+        for kind in SHAPES:
+            closest = int(np.argmin(np.abs(_areas(kind, size) - area)))
+            for radius in RADII[max(0, closest - 4):closest + 5]:  # pixel-grid areas jump: search nearby radii
+                template = Shape(kind, color, cx, cy, float(radius)).mask(size)
+                iou = (template & region).sum() / max(1, (template | region).sum())
+                best = max(best, (kind, float(iou)), key=lambda b: b[1])
+        objects.append(DetectedObject(color, best[0], best[1], area))
+    return Detection(background, objects)
+
+
+def check_scene(image: np.ndarray, scene: Scene) -> dict[str, bool]:
+    """Whether ``image`` shows ``scene``'s caption: background, object count, colours, shapes, and all four."""
+    found = detect(image)
+    wanted = [(o.color, o.kind) for o in scene.objects]
+    got = [(o.color, o.shape) for o in found.objects]
+    result = {
+        "background": found.background == scene.background,
+        "count": len(got) == len(wanted),
+        "colors": Counter(c for c, _ in got) == Counter(c for c, _ in wanted),
+        "shapes": Counter(got) == Counter(wanted),
+    }
+    result["all"] = all(result.values())
+    return result

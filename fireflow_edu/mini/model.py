@@ -1,0 +1,47 @@
+"""The mini FLUX: a genuine diffusers FluxPipeline small enough to train on a laptop CPU.
+
+FluxTransformer2DModel (2 double-stream + 4 single-stream blocks, 4 heads x 32),
+CLIP and T5 text encoders of width 64 with word-level tokenizers over the scene
+grammar, and :class:`~fireflow_edu.mini.vae.PixelShuffleVAE` in place of the VAE:
+a 32x32 image becomes 64 tokens of 48 values (4x4 RGB patches). No guidance
+embedding (like FLUX.1-schnell): edit and generate with ``guidance=None``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ..flux.tiny import build_text_side, flux_scheduler
+from .scenes import SIZE, VOCABULARY
+from .vae import PixelShuffleVAE
+
+SHIPPED = Path(__file__).resolve().parents[2] / "data" / "mini_flux"
+TEXT_DIM = 64
+MAX_WORDS = 16  # the longest caption has 13 words + [EOS]
+
+
+def build_mini_pipeline(seed: int = 0):
+    """A freshly initialised mini FLUX pipeline (fp32, CPU), seeded."""
+    from diffusers import FluxPipeline, FluxTransformer2DModel
+
+    torch.manual_seed(seed)
+    text_side = build_text_side(VOCABULARY, TEXT_DIM, t5_length=MAX_WORDS)
+    vae = PixelShuffleVAE(factor=2)
+    transformer = FluxTransformer2DModel(
+        patch_size=1, in_channels=4 * vae.config.latent_channels, num_layers=2, num_single_layers=4,
+        attention_head_dim=32, num_attention_heads=4, joint_attention_dim=TEXT_DIM,
+        pooled_projection_dim=TEXT_DIM, guidance_embeds=False, axes_dims_rope=(8, 12, 12))
+    return FluxPipeline(scheduler=flux_scheduler(), vae=vae, transformer=transformer, **text_side)
+
+
+def load_mini_pipeline(path: str | Path = SHIPPED):
+    """The trained mini FLUX shipped in ``data/mini_flux`` (or another ``save_pretrained`` folder)."""
+    from ..flux.loading import load_pipeline
+
+    return load_pipeline(path, device="cpu", dtype=torch.float32)
+
+
+def image_size() -> int:
+    return SIZE
