@@ -91,6 +91,15 @@ def format_demo_table(metrics: dict) -> str:
     return "\n".join(lines)
 
 
+def print_and_save(table: str, results: dict, out: Path | None) -> None:
+    """Print a command's table and, when ``out`` is given, write its results there as JSON."""
+    print(table)
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(results, indent=2))
+        print(f"wrote {out}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m fireflow_edu", description=__doc__)
     subparsers = parser.add_subparsers(dest="command", required=True)

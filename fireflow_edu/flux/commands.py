@@ -105,6 +105,7 @@ def run_reconstruct(args) -> None:
 def run_bench(args) -> None:
     import torch
 
+    from ..cli import print_and_save
     from .benchmark import format_benchmark, random_transformer, run_benchmark
 
     if args.tiny:
@@ -123,11 +124,7 @@ def run_bench(args) -> None:
     results = run_benchmark(transformer, sizes=args.sizes, repeats=args.repeats, text_tokens=args.text_tokens)
     results["random_weights"] = bool(args.random_weights or args.tiny)
     results["compiled"] = bool(args.compile)
-    print(format_benchmark(results))
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(results, indent=2))
-        print(f"wrote {args.out}")
+    print_and_save(format_benchmark(results), results, args.out)
 
 
 def run_batch(args) -> None:

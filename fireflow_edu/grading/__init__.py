@@ -1,7 +1,7 @@
 """Assignments: self-checks (``check_*``), student-copy generation and a folder grader."""
 
-from .checks import (CHECKS, check_euler_step, check_fireflow_step, check_fit_order, check_midpoint_step,
+from .checks import (check_euler_step, check_fireflow_step, check_fit_order, check_midpoint_step,
                      check_rf_solver_step, check_round_trip)
 
-__all__ = ["CHECKS", "check_euler_step", "check_fireflow_step", "check_fit_order", "check_midpoint_step",
+__all__ = ["check_euler_step", "check_fireflow_step", "check_fit_order", "check_midpoint_step",
            "check_rf_solver_step", "check_round_trip"]

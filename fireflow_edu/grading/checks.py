@@ -88,69 +88,67 @@ def _pass(exercise: str, message: str) -> None:
     print(f"PASS {exercise}: {message}")
 
 
+def _require(condition: bool, exercise: str, hint: str) -> None:
+    # an explicit raise, not assert: a check must still fail under python -O
+    if not condition:
+        raise AssertionError(f"{exercise}: {hint}")
+
+
+def _measure_step(step, exercise: str, seed: int) -> tuple[dict, list[float], float]:
+    """Measure a learner's step; fail at once if it only works in one time direction."""
+    measured = measure(step, seed)
+    hint = _direction_hint(measured)
+    _require(hint is None, exercise, hint or "")
+    return measured, _nfe_per_step(measured), _order(measured)
+
+
 def check_euler_step(euler_step, exercise: str = "Exercise A.1", seed: int = 0) -> None:
     """x_next = x + h v(x, t): 1 NFE per step, first order, equal to the reference."""
-    measured = measure(euler_step, seed)
-    hint = _direction_hint(measured)
-    assert hint is None, f"{exercise}: {hint}"
-    nfe = _nfe_per_step(measured)
-    assert all(n == 1 for n in nfe), (f"{exercise}: your Euler step used {nfe[0]:g} velocity evaluations per step; "
-                                       "Euler evaluates v once, at the start of the step")
-    if not _matches(measured, "euler", seed, 1e-12):
-        order = _order(measured)
-        assert False, (f"{exercise}: your step differs from x + h * v(x, t) (observed order {order:.2f}); "
-                       "evaluate the velocity at the start of the step, (x, t), not at t + h")
-    _pass(exercise, f"euler_step matches the reference: 1 NFE per step, order {_order(measured):.2f}")
+    measured, nfe, order = _measure_step(euler_step, exercise, seed)
+    _require(all(n == 1 for n in nfe), exercise, f"your Euler step used {nfe[0]:g} velocity evaluations per step; "
+             "Euler evaluates v once, at the start of the step")
+    _require(_matches(measured, "euler", seed, 1e-12), exercise,
+             f"your step differs from x + h * v(x, t) (observed order {order:.2f}); "
+             "evaluate the velocity at the start of the step, (x, t), not at t + h")
+    _pass(exercise, f"euler_step matches the reference: 1 NFE per step, order {order:.2f}")
 
 
 def check_midpoint_step(midpoint_step, exercise: str = "Exercise B.1", seed: int = 0) -> None:
     """x_next = x + h v(x + h/2 v(x, t), t + h/2): 2 NFE per step, second order."""
-    measured = measure(midpoint_step, seed)
-    hint = _direction_hint(measured)
-    assert hint is None, f"{exercise}: {hint}"
-    nfe, order = _nfe_per_step(measured), _order(measured)
-    if all(n == 1 for n in nfe) and order < 1.5:
-        assert False, (f"{exercise}: your midpoint step behaves like Euler (1 NFE per step, order {order:.2f}); "
-                       "take a half Euler step to x + h/2 * v(x, t), then use the velocity there, at t + h/2")
-    assert all(n == 2 for n in nfe), f"{exercise}: the midpoint method uses 2 NFE per step, yours used {nfe[0]:g}"
-    if not _matches(measured, "midpoint", seed, 1e-10):
-        assert False, (f"{exercise}: your step is not the midpoint update (observed order {order:.2f}); check the "
-                       "midpoint: position x + h/2 * v(x, t) and time t + h/2, then x + h * v(midpoint)")
+    measured, nfe, order = _measure_step(midpoint_step, exercise, seed)
+    _require(not (all(n == 1 for n in nfe) and order < 1.5), exercise,
+             f"your midpoint step behaves like Euler (1 NFE per step, order {order:.2f}); "
+             "take a half Euler step to x + h/2 * v(x, t), then use the velocity there, at t + h/2")
+    _require(all(n == 2 for n in nfe), exercise, f"the midpoint method uses 2 NFE per step, yours used {nfe[0]:g}")
+    _require(_matches(measured, "midpoint", seed, 1e-10), exercise,
+             f"your step is not the midpoint update (observed order {order:.2f}); check the midpoint: "
+             "position x + h/2 * v(x, t) and time t + h/2, then x + h * v(midpoint)")
     _pass(exercise, f"midpoint_step matches the reference: 2 NFE per step, order {order:.2f}")
 
 
 def check_rf_solver_step(rf_solver_step, exercise: str = "Exercise B.2", seed: int = 0) -> None:
     """RF-Solver's Taylor form x + h v0 + h^2/2 (vm - v0)/(h/2): equals the midpoint update to rounding."""
-    measured = measure(rf_solver_step, seed)
-    hint = _direction_hint(measured)
-    assert hint is None, f"{exercise}: {hint}"
-    nfe, order = _nfe_per_step(measured), _order(measured)
-    assert all(n == 2 for n in nfe), f"{exercise}: RF-Solver uses 2 NFE per step (v0 and vm), yours used {nfe[0]:g}"
-    if not _matches(measured, "midpoint", seed, 1e-9):
-        assert False, (f"{exercise}: your RF-Solver step is not second-order Taylor (observed order {order:.2f}); "
-                       "the derivative is (vm - v0) / (h/2) and the update x + h*v0 + h**2/2 * derivative")
+    measured, nfe, order = _measure_step(rf_solver_step, exercise, seed)
+    _require(all(n == 2 for n in nfe), exercise, f"RF-Solver uses 2 NFE per step (v0 and vm), yours used {nfe[0]:g}")
+    _require(_matches(measured, "midpoint", seed, 1e-9), exercise,
+             f"your RF-Solver step is not second-order Taylor (observed order {order:.2f}); "
+             "the derivative is (vm - v0) / (h/2) and the update x + h*v0 + h**2/2 * derivative")
     _pass(exercise, f"rf_solver_step equals the midpoint update to rounding: 2 NFE per step, order {order:.2f}")
 
 
 def check_fireflow_step(fireflow_step, exercise: str = "Exercise C.1", seed: int = 0) -> None:
     """FireFlow: N + 1 NFE per pass, second order, equal to the reference."""
-    measured = measure(fireflow_step, seed)
-    hint = _direction_hint(measured)
-    assert hint is None, f"{exercise}: {hint}"
-    nfe, order = _nfe_per_step(measured), _order(measured)
-    if all(n == 2 for n in nfe):
-        assert False, (f"{exercise}: your fireflow step used 2 NFE per step: reuse the midpoint velocity "
-                       "of the previous step (cache['v']) as this step's start velocity")
+    measured, nfe, order = _measure_step(fireflow_step, exercise, seed)
+    _require(not all(n == 2 for n in nfe), exercise, "your fireflow step used 2 NFE per step: reuse the midpoint "
+             "velocity of the previous step (cache['v']) as this step's start velocity")
     passes = [row["nfe"] for row in measured["rows"]]
-    assert all(p == [n + 1 for n in STEP_COUNTS] for p in passes), (
-        f"{exercise}: a pass of N steps should cost N + 1 NFE, yours cost {passes[0]} for N = {list(STEP_COUNTS)}; "
-        "evaluate v(x, t) only when the cache is empty (the first step)")
-    if order < 1.5:
-        assert False, (f"{exercise}: your fireflow step is only order {order:.2f}; cache the velocity at the "
-                       "midpoint (the one you step with), not the start velocity")
-    if not _matches(measured, "fireflow", seed, 1e-10):
-        assert False, (f"{exercise}: your step is second order but differs from FireFlow's update; the next "
-                       "start velocity must be exactly this step's midpoint velocity")
+    _require(all(p == [n + 1 for n in STEP_COUNTS] for p in passes), exercise,
+             f"a pass of N steps should cost N + 1 NFE, yours cost {passes[0]} for N = {list(STEP_COUNTS)}; "
+             "evaluate v(x, t) only when the cache is empty (the first step)")
+    _require(order >= 1.5, exercise, f"your fireflow step is only order {order:.2f}; cache the velocity at the "
+             "midpoint (the one you step with), not the start velocity")
+    _require(_matches(measured, "fireflow", seed, 1e-10), exercise, "your step is second order but differs from "
+             "FireFlow's update; the next start velocity must be exactly this step's midpoint velocity")
     _pass(exercise, f"fireflow_step matches the reference: N + 1 NFE per pass, order {order:.2f}")
 
 
@@ -160,11 +158,10 @@ def check_fit_order(fit_order, exercise: str = "Exercise A.2") -> None:
     for order, constant in ((1.0, 3.0), (2.0, 0.5), (2.5, 10.0)):
         errors = [constant * dt**order for dt in dts]
         got = float(fit_order(dts, errors))
-        if abs(got - order) > 1e-6:
-            linear_slope = float(np.polyfit(dts, errors, 1)[0])
-            hint = ("fit in log-log space: the order is the slope of log(error) against log(dt)"
-                    if abs(got - linear_slope) < 1e-6 else f"for errors = {constant} * dt^{order} you returned {got:.4f}")
-            assert False, f"{exercise}: {hint}"
+        linear_slope = float(np.polyfit(dts, errors, 1)[0])
+        hint = ("fit in log-log space: the order is the slope of log(error) against log(dt)"
+                if abs(got - linear_slope) < 1e-6 else f"for errors = {constant} * dt^{order} you returned {got:.4f}")
+        _require(abs(got - order) <= 1e-6, exercise, hint)
     _pass(exercise, "fit_order recovers the exponent of a power law")
 
 
@@ -176,20 +173,10 @@ def check_round_trip(round_trip, exercise: str = "Exercise C.2") -> None:
     x_back, nfe = round_trip(step, field, x, 8)
     inverted = integrate(field, x, uniform(8, 0.0, 1.0), step)
     expected = integrate(field, inverted.x, uniform(8), step)
-    assert nfe == 18, f"{exercise}: 8 FireFlow steps each way should cost 2 x 9 = 18 NFE, you reported {nfe}"
-    if torch.allclose(x_back, x, atol=1e-12):
-        assert False, f"{exercise}: you returned the input unchanged; run the inversion and then the regeneration"
-    assert torch.allclose(x_back, expected.x, atol=1e-10), (
-        f"{exercise}: your round trip differs from 'invert along uniform(n, 0, 1), then regenerate along "
-        "uniform(n)': check the two grids' directions")
+    _require(nfe == 18, exercise, f"8 FireFlow steps each way should cost 2 x 9 = 18 NFE, you reported {nfe}")
+    _require(not torch.allclose(x_back, x, atol=1e-12), exercise,
+             "you returned the input unchanged; run the inversion and then the regeneration")
+    _require(torch.allclose(x_back, expected.x, atol=1e-10), exercise, "your round trip differs from 'invert along "
+             "uniform(n, 0, 1), then regenerate along uniform(n)': check the two grids' directions")
     _pass(exercise, f"round trip matches: RMSE {rmse(x_back, x):.2e} at 18 NFE")
 
-
-CHECKS = {
-    "euler_step": check_euler_step,
-    "midpoint_step": check_midpoint_step,
-    "rf_solver_step": check_rf_solver_step,
-    "fireflow_step": check_fireflow_step,
-    "fit_order": check_fit_order,
-    "round_trip": check_round_trip,
-}

@@ -27,16 +27,13 @@ def run_train(args) -> None:
 
 
 def run_bench(args) -> None:
+    from ..cli import print_and_save
     from .benchmark import format_mini_benchmark, run_mini_benchmark
     from .model import load_mini_pipeline
 
     pipe = load_mini_pipeline(args.model)
     results = run_mini_benchmark(pipe, args.captions, args.reconstructions, args.edits)
-    print(format_mini_benchmark(results))
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(results, indent=2))
-        print(f"wrote {args.out}")
+    print_and_save(format_mini_benchmark(results), results, args.out)
 
 
 def add_commands(subparsers) -> None:
