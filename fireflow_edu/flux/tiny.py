@@ -93,9 +93,7 @@ def tiny_pipeline(seed: int = 0, path: str | Path | None = None):
     """
     from .loading import load_pipeline
 
-    if path is not None:
-        build_tiny_pipeline(seed).save_pretrained(path)
-        return load_pipeline(path, device="cpu", dtype=torch.float32)
     with tempfile.TemporaryDirectory(prefix="tiny-flux-") as tmp:
-        build_tiny_pipeline(seed).save_pretrained(tmp)
-        return load_pipeline(tmp, device="cpu", dtype=torch.float32)
+        target = path if path is not None else tmp
+        build_tiny_pipeline(seed).save_pretrained(target)
+        return load_pipeline(target, device="cpu", dtype=torch.float32)

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from ..flux.tiny import build_text_side, flux_scheduler
-from .scenes import SIZE, VOCABULARY
+from .scenes import VOCABULARY
 from .vae import PixelShuffleVAE
 
 SHIPPED = Path(__file__).resolve().parents[2] / "data" / "mini_flux"
@@ -41,7 +41,3 @@ def load_mini_pipeline(path: str | Path = SHIPPED):
     from ..flux.loading import load_pipeline
 
     return load_pipeline(path, device="cpu", dtype=torch.float32)
-
-
-def image_size() -> int:
-    return SIZE
