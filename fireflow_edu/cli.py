@@ -1,4 +1,4 @@
-"""Command line: ``python -m fireflow_edu demo --out DIR`` (more subcommands in ``--help``)."""
+"""Command line of fireflow_edu: start with `python -m fireflow_edu demo --out DIR`; each subcommand has --help."""
 
 from __future__ import annotations
 
@@ -45,7 +45,8 @@ def run_demo(args) -> dict:
     import matplotlib.pyplot as plt
 
     from .plots import plot_figure2
-    from .toy.experiment import compare_solvers, straightness_report, train_toy_flows
+    from .solvers import num_steps_for_nfe
+    from .toy.experiment import FIGURE2_METHODS, compare_solvers, straightness_report, train_toy_flows
 
     iterations = args.iterations or (2000 if args.fast or fast_mode() else 10_000)
     for name, value in (("--iterations", iterations), ("--reflow-pairs", args.reflow_pairs), ("--nfe", args.nfe)):
@@ -53,6 +54,10 @@ def run_demo(args) -> dict:
             raise ValueError(f"{name} must be a positive integer, got {value}")
     if not 2 <= args.samples <= 2000:
         raise ValueError(f"--samples must be between 2 and 2000 (exact W2 assignment), got {args.samples}")
+    for method in FIGURE2_METHODS:  # every solver must fit the NFE budget before a minute of training
+        num_steps_for_nfe(method, args.nfe)
+    if args.out.exists() and not args.out.is_dir():
+        raise ValueError(f"--out {args.out} is a file; give a folder (it will hold figure2.png and metrics.json)")
     start = time.perf_counter()
     flows = train_toy_flows(iterations, args.reflow_pairs, seed=args.seed, progress=not args.no_progress)
     comparison = compare_solvers(flows.rf2, flows.source, flows.target, nfe=args.nfe, num_samples=args.samples)
@@ -69,7 +74,7 @@ def run_demo(args) -> dict:
     axes = plot_figure2(comparison)
     axes[0].figure.suptitle(f"2-Rectified Flow, NFE = {args.nfe} per solver")
     axes[0].figure.tight_layout(rect=(0, 0, 1, 0.94))
-    axes[0].figure.savefig(args.out / "figure2.png", dpi=120)
+    axes[0].figure.savefig(args.out / "figure2.png", dpi=120, bbox_inches="tight")  # keep the tick labels
     plt.close(axes[0].figure)
     metrics["seconds"] = round(time.perf_counter() - start, 1)
     (args.out / "metrics.json").write_text(json.dumps(metrics, indent=2))

@@ -33,6 +33,8 @@ def plot_transport(trajectory: torch.Tensor, target_sample: torch.Tensor, title:
     for path in trajectory[:, ::step].permute(1, 0, 2)[:num_paths]:
         ax.plot(*path.T, color="black", linewidth=0.6, alpha=0.6)
     ax.set_title(title)
+    ax.set_xlabel("$x_1$")
+    ax.set_ylabel("$x_2$")
     ax.set_aspect("equal")
     return ax
 

@@ -17,7 +17,7 @@ def test_edit_command_writes_image_and_report(tmp_path):
     report = json.loads((out / "edited.json").read_text())
     assert report["nfe"] == 18 and report["nfe_inversion"] == 9
     assert report["settings"]["blocks"] == [0, 1] and report["settings"]["guidance"][0] == 1.0
-    assert report["peak_memory_bytes"] > 0 and report["seconds"]["total"] > 0
+    assert report["model"].startswith("tiny (random weights")
     assert Image.open(out / "edited.png").size == Image.open(out / "source.png").size == (448, 288)
 
 
@@ -38,6 +38,29 @@ def test_commands_report_bad_input_without_traceback(tmp_path, capsys):
     assert "inject must be an integer between 0 and steps" in capsys.readouterr().err
     assert main(["reconstruct", "--image", "skimage:chelsea", "--model", str(tmp_path / "nowhere")]) == 2
     assert "hf auth login" in capsys.readouterr().err
+
+
+def test_commands_never_overwrite_their_input_and_check_arguments_before_loading(tmp_path, capsys, monkeypatch):
+    import fireflow_edu.flux.commands as commands
+
+    def no_loading(args):
+        raise AssertionError("the model was loaded before the arguments were checked")
+
+    monkeypatch.setattr(commands, "_pipeline", no_loading)
+    photo = tmp_path / "source.png"
+    Image.fromarray(np.full((300, 451, 3), 90, np.uint8)).save(photo)
+    before = photo.read_bytes()
+    edit = ["edit", "--source-prompt", "a", "--target-prompt", "b", "--tiny"]
+    assert main([*edit, "--image", str(photo), "--out", str(tmp_path)]) == 2
+    assert "would overwrite the input image" in capsys.readouterr().err and photo.read_bytes() == before
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not an image")
+    assert main([*edit, "--image", str(notes), "--out", str(tmp_path / "o")]) == 2
+    assert "is not an image" in capsys.readouterr().err
+    assert main(["reconstruct", "--image", str(photo), "--tiny", "--out", str(notes)]) == 2
+    assert "is a file" in capsys.readouterr().err
+    assert main(["reconstruct", "--image", str(tmp_path / "missing.png"), "--tiny"]) == 2
+    assert "not found" in capsys.readouterr().err
 
 
 def test_bench_command_on_the_tiny_model(tmp_path):
@@ -87,3 +110,22 @@ def test_batch_runner_shards_across_two_processes(tmp_path):
               for r in (0, 1)]
     assert sorted(shards[0] + shards[1]) == ["broken", "cat", "cup"] and all(shards)
     assert json.loads((out / "summary.json").read_text())["processes"] == 2
+
+
+def test_the_shipped_mini_flux_runs_from_the_command_line_with_default_arguments(tmp_path):
+    from fireflow_edu.mini.model import SHIPPED
+    from fireflow_edu.mini.scenes import make_edit
+
+    case = make_edit(5, "change_color")
+    Image.fromarray(case.source.render()).save(tmp_path / "scene.png")
+    assert main(["edit", "--image", str(tmp_path / "scene.png"), "--source-prompt", case.source.caption,
+                 "--target-prompt", case.target.caption, "--model", str(SHIPPED), "--out", str(tmp_path / "e")]) == 0
+    report = json.loads((tmp_path / "e" / "edited.json").read_text())
+    assert report["nfe"] == 18 and report["settings"]["guidance"] == 2.0 and report["settings"]["inversion_guidance"] == 1.0
+    # a fresh process, stderr not a terminal: no notes about torchvision, the mini VAE's type or loading bars
+    run = subprocess.run([sys.executable, "-m", "fireflow_edu", "reconstruct", "--image", str(tmp_path / "scene.png"),
+                          "--prompt", case.source.caption, "--model", str(SHIPPED), "--out", str(tmp_path / "r")],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert "torchvision" not in run.stderr and "Expected types" not in run.stderr and "Loading" not in run.stderr
+    assert json.loads((tmp_path / "r" / "reconstruction.json").read_text())["metrics"]["psnr"] > 30

@@ -199,3 +199,9 @@ def test_grade_folder_scores_good_blank_partial_broken_and_hanging(tmp_path, cap
 def test_grade_rejects_unknown_assignment(tmp_path, capsys):
     assert main(["grade", str(tmp_path), "--assignment", "z_nothing"]) == 2
     assert "available: a_euler_step" in capsys.readouterr().err
+
+
+def test_grade_names_a_missing_submissions_folder(tmp_path, capsys):
+    assert main(["grade", str(tmp_path / "submissions"), "--assignment", "a_euler_step"]) == 2
+    error = capsys.readouterr().err
+    assert "submissions folder" in error and "not found" in error

@@ -84,3 +84,18 @@ def test_demo_command_writes_figure_and_metrics(tmp_path, capsys):
 def test_demo_rejects_bad_options(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path), "--samples", "5000"]) == 2
     assert "--samples must be between 2 and 2000" in capsys.readouterr().err
+
+
+def test_demo_checks_every_option_before_training(tmp_path, capsys, monkeypatch):
+    import fireflow_edu.toy.experiment as experiment
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("training started before the options were checked")
+
+    monkeypatch.setattr(experiment, "train_toy_flows", no_training)
+    assert main(["demo", "--out", str(tmp_path), "--nfe", "1"]) == 2
+    assert "needs at least 2 NFE" in capsys.readouterr().err
+    taken = tmp_path / "metrics.json"
+    taken.write_text("{}")
+    assert main(["demo", "--out", str(taken)]) == 2
+    assert "is a file" in capsys.readouterr().err

@@ -48,7 +48,7 @@ def random_transformer(device: str | torch.device = "cuda", dtype: torch.dtype =
 
 
 def _inputs(transformer, height: int, width: int, text_tokens: int, seed: int = 0):
-    from diffusers import FluxPipeline
+    from .loading import flux_pipeline_class
 
     device, dtype = transformer.device, transformer.dtype
     g = torch.Generator(device="cpu").manual_seed(seed)
@@ -59,7 +59,7 @@ def _inputs(transformer, height: int, width: int, text_tokens: int, seed: int = 
         pooled=torch.randn(1, config.pooled_projection_dim, generator=g).to(device, dtype),
         text_ids=torch.zeros(text_tokens, 3, device=device, dtype=dtype),
     )
-    img_ids = FluxPipeline._prepare_latent_image_ids(1, tokens_h, tokens_w, device, dtype)
+    img_ids = flux_pipeline_class()._prepare_latent_image_ids(1, tokens_h, tokens_w, device, dtype)
     latents = torch.randn(1, tokens_h * tokens_w, config.in_channels, generator=g).to(device)
     return prompt, img_ids, latents
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import sys
 from pathlib import Path
 
 from ..solvers import SOLVERS
@@ -48,7 +49,26 @@ def load_image(spec: str):
     path = Path(spec)
     if not path.is_file():
         raise FileNotFoundError(f"image {spec!r} not found (give a file path or skimage:chelsea)")
-    return Image.open(path)
+    try:
+        with Image.open(path) as image:
+            return image.convert("RGB")
+    except (OSError, SyntaxError) as error:  # PIL's UnidentifiedImageError is an OSError
+        raise ValueError(f"{spec!r} is not an image PIL can read (PNG, JPEG, ...): {error}") from error
+
+
+def _outputs(args, name: str) -> list[Path]:
+    return [args.out / f"{name}.png", args.out / "source.png", args.out / f"{name}.json"]
+
+
+def _checked_image(args, name: str):
+    """Read the input and check the output paths before any model loads; returns the image."""
+    if args.out.exists() and not args.out.is_dir():
+        raise ValueError(f"--out {args.out} is a file; give a folder (it will hold {name}.png, source.png, {name}.json)")
+    if not args.image.startswith("skimage:"):
+        source = Path(args.image).resolve()
+        if any(path.resolve() == source for path in _outputs(args, name)):
+            raise ValueError(f"--out {args.out} would overwrite the input image {args.image}; choose another folder")
+    return load_image(args.image)
 
 
 def _pipeline(args):
@@ -56,6 +76,8 @@ def _pipeline(args):
     from .tiny import tiny_pipeline
 
     if args.tiny:
+        print("note: --tiny is a random-weight FLUX: its images are noise. It checks the code path, not results; "
+              "for trained results on a CPU use --model data/mini_flux", file=sys.stderr)
         return tiny_pipeline()
     return load_pipeline(args.model, offload=args.offload, allow_download=args.allow_download,
                          vae_tiling=args.vae_tiling, compile=args.compile)
@@ -72,22 +94,24 @@ def peak_memory_bytes(device) -> int:
 
 def _write(args, name: str, result, pipe) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
-    result.image.save(args.out / f"{name}.png")
-    result.source.save(args.out / "source.png")
+    image_path, source_path, report_path = _outputs(args, name)
+    result.image.save(image_path)
+    result.source.save(source_path)
     report = {"settings": result.settings, "nfe": result.nfe, "nfe_inversion": result.nfe_inversion,
               "nfe_denoising": result.nfe_denoising, "seconds": result.seconds, "metrics": result.metrics,
               "feature_cache_bytes": result.cache_bytes, "injections": result.injections,
-              "peak_memory_bytes": peak_memory_bytes(pipe._execution_device), "model": "tiny" if args.tiny else str(args.model)}
-    (args.out / f"{name}.json").write_text(json.dumps(report, indent=2))
+              "peak_memory_bytes": peak_memory_bytes(pipe._execution_device), "model": "tiny (random weights: noise images)" if args.tiny else str(args.model)}
+    report_path.write_text(json.dumps(report, indent=2))
     print(json.dumps({k: report[k] for k in ("nfe", "seconds", "metrics")}, indent=2))
-    print(f"wrote {args.out / (name + '.png')} and {args.out / (name + '.json')}")
+    print(f"wrote {image_path}, {source_path} and {report_path}")
 
 
 def run_edit(args) -> None:
     from .editing import edit
 
+    image = _checked_image(args, "edited")
     pipe = _pipeline(args)
-    result = edit(pipe, load_image(args.image), args.source_prompt, args.target_prompt, steps=args.steps,
+    result = edit(pipe, image, args.source_prompt, args.target_prompt, steps=args.steps,
                   inject=args.inject, guidance=args.guidance, method=args.method, strategy=args.strategy,
                   blocks=args.blocks, cache_device="cpu" if args.cache_on_cpu else None)
     _write(args, "edited", result, pipe)
@@ -96,8 +120,9 @@ def run_edit(args) -> None:
 def run_reconstruct(args) -> None:
     from .editing import reconstruct
 
+    image = _checked_image(args, "reconstruction")
     pipe = _pipeline(args)
-    result = reconstruct(pipe, load_image(args.image), args.prompt, steps=args.steps, method=args.method,
+    result = reconstruct(pipe, image, args.prompt, steps=args.steps, method=args.method,
                          guidance=args.guidance)
     _write(args, "reconstruction", result, pipe)
 

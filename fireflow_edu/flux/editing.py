@@ -174,8 +174,11 @@ def _result(inversion, denoised, pixels, clock, settings, features=None, with_me
 
 
 def generate(pipe, prompt: str, height: int, width: int, steps: int = 8, method: str = "fireflow",
-             guidance=None, seed: int = 0, progress: bool = False) -> tuple[Image.Image, int]:
+             guidance: float | Sequence[float] = 2.0, seed: int = 0, progress: bool = False) -> tuple[Image.Image, int]:
     """Text to image with any solver on FLUX's schedule (seeded Gaussian noise at t = 1).
+
+    ``guidance`` is FLUX's distilled guidance scale (a number, or one per step); the default 2.0 is
+    the scale FireFlow edits with.
 
     Returns the image and the NFE used (FireFlow: steps + 1, the paper's Table 2 setting).
     ``height`` and ``width`` must be multiples of 16 (of 2 * vae_scale_factor).

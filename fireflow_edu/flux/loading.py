@@ -2,11 +2,60 @@
 
 from __future__ import annotations
 
+import logging
+import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 
 DEFAULT_MODEL = "black-forest-labs/FLUX.1-dev"
+
+
+class _DropMessages(logging.Filter):
+    def __init__(self, *fragments: str):
+        super().__init__()
+        self.fragments = fragments
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not any(fragment in record.getMessage() for fragment in self.fragments)
+
+
+@contextmanager
+def quiet_loading():
+    """Silence, for this block only, the notes that are ours to silence while FLUX pipelines load.
+
+    - transformers' "requires torchvision" notes, raised when diffusers imports FLUX's image
+      processors (used only for IP-adapters, never here);
+    - diffusers' "Expected types for vae" note for the mini FLUX's own lossless VAE;
+    - loading and saving progress bars, when stderr is not a terminal (logs, notebooks under CI).
+    """
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    filters = [(logging.getLogger("transformers.utils.import_utils"), _DropMessages("requires torchvision")),
+               (logging.getLogger("diffusers.pipelines.pipeline_utils"), _DropMessages("PixelShuffleVAE"))]
+    for logger, drop in filters:
+        logger.addFilter(drop)
+    bars = [(module, module.is_progress_bar_enabled()) for module in (diffusers_logging, transformers_logging)]
+    if not sys.stderr.isatty():
+        for module, _ in bars:
+            module.disable_progress_bar()
+    try:
+        yield
+    finally:
+        for logger, drop in filters:
+            logger.removeFilter(drop)
+        for module, was_enabled in bars:
+            if was_enabled:
+                module.enable_progress_bar()
+
+
+def flux_pipeline_class():
+    """diffusers' FluxPipeline, imported without the notes about torchvision."""
+    with quiet_loading():
+        from diffusers import FluxPipeline
+    return FluxPipeline
 
 
 def default_device() -> torch.device:
@@ -43,8 +92,6 @@ def load_pipeline(model: str | Path = DEFAULT_MODEL, device: str | torch.device 
 
     Raises ``FileNotFoundError`` with instructions when the weights are not available.
     """
-    from diffusers import FluxPipeline
-
     device = torch.device(device) if device is not None else default_device()
     dtype = dtype or (torch.bfloat16 if device.type == "cuda" else torch.float32)
     if offload and device.type != "cuda":
@@ -52,7 +99,8 @@ def load_pipeline(model: str | Path = DEFAULT_MODEL, device: str | torch.device 
     local = Path(model).expanduser()
     source = str(local) if local.is_dir() else str(model)
     try:
-        pipe = FluxPipeline.from_pretrained(source, dtype=dtype, local_files_only=not allow_download)
+        with quiet_loading():
+            pipe = flux_pipeline_class().from_pretrained(source, dtype=dtype, local_files_only=not allow_download)
     except (OSError, ValueError) as error:  # diffusers reports missing files and gated repos as OSError
         raise FileNotFoundError(missing_weights_message(str(model), error)) from error
     if offload:

@@ -41,16 +41,19 @@ def word_tokenizer(vocabulary: tuple[str, ...], model_max_length: int):
                                    model_max_length=model_max_length)
 
 
-def build_text_side(vocabulary: tuple[str, ...], dim: int, t5_length: int) -> dict:
-    """CLIP and T5 text encoders of width ``dim`` with word-level tokenizers over ``vocabulary``."""
+def build_text_side(vocabulary: tuple[str, ...], dim: int, t5_length: int, clip_length: int = 77) -> dict:
+    """CLIP and T5 text encoders of width ``dim`` with word-level tokenizers over ``vocabulary``.
+
+    ``clip_length`` is CLIP's padded length (77 in FLUX); a shorter one makes every CLIP call cheaper.
+    """
     from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
 
-    clip_tokenizer, t5_tokenizer = word_tokenizer(vocabulary, 77), word_tokenizer(vocabulary, t5_length)
+    clip_tokenizer, t5_tokenizer = word_tokenizer(vocabulary, clip_length), word_tokenizer(vocabulary, t5_length)
     vocab_size = len(SPECIAL) + len(vocabulary)
     eos = clip_tokenizer.eos_token_id
     text_encoder = CLIPTextModel(CLIPTextConfig(
         vocab_size=vocab_size, hidden_size=dim, intermediate_size=2 * dim, num_hidden_layers=2,
-        num_attention_heads=4, max_position_embeddings=77, projection_dim=dim,
+        num_attention_heads=4, max_position_embeddings=clip_length, projection_dim=dim,
         eos_token_id=eos, bos_token_id=eos, pad_token_id=clip_tokenizer.pad_token_id))
     text_encoder_2 = T5EncoderModel(T5Config(
         vocab_size=vocab_size, d_model=dim, d_kv=dim // 4, d_ff=2 * dim, num_layers=2, num_heads=4,
@@ -70,7 +73,9 @@ def flux_scheduler():
 
 def build_tiny_pipeline(seed: int = 0):
     """Construct the tiny FluxPipeline in memory with seeded random weights (fp32, CPU)."""
-    from diffusers import AutoencoderKL, FluxPipeline, FluxTransformer2DModel
+    from diffusers import AutoencoderKL, FluxTransformer2DModel
+
+    from .loading import flux_pipeline_class
 
     torch.manual_seed(seed)
     text_side = build_text_side(VOCABULARY, TEXT_DIM, t5_length=32)
@@ -83,7 +88,7 @@ def build_tiny_pipeline(seed: int = 0):
         patch_size=1, in_channels=4 * vae.config.latent_channels, num_layers=1, num_single_layers=3,
         attention_head_dim=16, num_attention_heads=2, joint_attention_dim=TEXT_DIM,
         pooled_projection_dim=TEXT_DIM, guidance_embeds=True, axes_dims_rope=(4, 6, 6))
-    return FluxPipeline(scheduler=flux_scheduler(), vae=vae, transformer=transformer, **text_side)
+    return flux_pipeline_class()(scheduler=flux_scheduler(), vae=vae, transformer=transformer, **text_side)
 
 
 def tiny_pipeline(seed: int = 0, path: str | Path | None = None):
@@ -91,9 +96,10 @@ def tiny_pipeline(seed: int = 0, path: str | Path | None = None):
 
     ``path``: where to save it (a temporary directory by default, removed after loading).
     """
-    from .loading import load_pipeline
+    from .loading import load_pipeline, quiet_loading
 
     with tempfile.TemporaryDirectory(prefix="tiny-flux-") as tmp:
         target = path if path is not None else tmp
-        build_tiny_pipeline(seed).save_pretrained(target)
+        with quiet_loading():
+            build_tiny_pipeline(seed).save_pretrained(target)
         return load_pipeline(target, device="cpu", dtype=torch.float32)

@@ -101,6 +101,8 @@ def grade_folder(folder: Path, assignment: str, out_csv: Path, timeout: int = 12
     if not solution.exists():
         names = ", ".join(p.stem for p in sorted(Path(solutions).glob("*.ipynb")))
         raise FileNotFoundError(f"no assignment {assignment!r}; available: {names}")
+    if not Path(folder).is_dir():
+        raise FileNotFoundError(f"submissions folder {folder} not found")
     submissions = sorted(Path(folder).glob("*.ipynb"))
     if not submissions:
         raise FileNotFoundError(f"no .ipynb submissions in {folder}")
