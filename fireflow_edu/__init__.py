@@ -9,19 +9,22 @@ the same solver code. The 2D toy names its source (noise, t = 1) pi0 and its
 target (data, t = 0) pi1, as in the paper's Figure 2.
 
 Start with :func:`fireflow_edu.solvers.solve` and the notebooks.
+
+Import rule: lower layers never import higher ones. From the bottom: the core (``solvers``,
+``schedules``, ``fields``, ``config``, ``reporting``, ``timing``, ``lazy``); analysis (``analysis``,
+``plots``, ``toy``); model adapters and teaching tools (``flux``, ``mini``, ``grading``); commands
+(``*/commands.py``, ``cli``). A module may import its own layer or lower ones, and heavy third-party
+libraries (torch, diffusers, matplotlib) are imported where they are used, so ``import fireflow_edu`` and
+``python -m fireflow_edu --help`` stay instant. ``tests/test_layering.py`` enforces both.
 """
 
-from .schedules import flux_schedule, uniform
-from .solvers import SOLVERS, expected_nfe, integrate, solve
+from .lazy import lazy_exports
 
 __all__ = ["SOLVERS", "expected_nfe", "flux_schedule", "integrate", "solve", "uniform"]
-
-
-def __getattr__(name):
+__getattr__ = lazy_exports(__name__, {
+    **{name: "solvers" for name in ("SOLVERS", "expected_nfe", "integrate", "solve")},
+    **{name: "schedules" for name in ("flux_schedule", "uniform")},
     # diffusers resolves a saved pipeline component by looking its class up on the top-level package
-    # ("fireflow_edu", "PixelShuffleVAE" in model_index.json); imported lazily to keep diffusers optional.
-    if name == "PixelShuffleVAE":
-        from .mini.vae import PixelShuffleVAE
-
-        return PixelShuffleVAE
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    # ("fireflow_edu", "PixelShuffleVAE" in model_index.json).
+    "PixelShuffleVAE": "mini.vae",
+})

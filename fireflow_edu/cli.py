@@ -1,131 +1,48 @@
-"""Command line of fireflow_edu: start with `python -m fireflow_edu demo --out DIR`; each subcommand has --help."""
+"""Command line of fireflow_edu: start with `python -m fireflow_edu demo --out DIR`; each command has --help.
+
+Commands are registered lazily: the parser names every command, but only the chosen one's module (and
+its heavy dependencies: diffusers, matplotlib, nbformat) is imported, so --help and the demo start at once.
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import time
-from pathlib import Path
+from importlib import import_module
 
-from .config import fast_mode
-from .grading.commands import add_commands as add_grading_commands
-
-
-def _add_demo(subparsers) -> None:
-    demo = subparsers.add_parser(
-        "demo",
-        help="train 1-RF and 2-RF on the 2D Gaussian mixtures and compare solvers at equal NFE (Figure 2)",
-        description="Train a 1-Rectified Flow between two 2D Gaussian mixtures, reflow it into a 2-RF, "
-        "run euler / midpoint / fireflow at the same NFE, write figure2.png and metrics.json into --out "
-        "and print the table. About 1 minute on 2 CPU cores; --fast takes about 15 s.",
-    )
-    demo.add_argument("--out", type=Path, required=True, help="output directory (created if missing)")
-    demo.add_argument("--fast", action="store_true",
-                      help="quick look: 2,000 training iterations per flow instead of 10,000 "
-                      "(also on when FIREFLOW_EDU_FAST=1)")
-    demo.add_argument("--iterations", type=int, default=None,
-                      help="Adam iterations for each of 1-RF and 2-RF (default 10000, or 2000 with --fast)")
-    demo.add_argument("--reflow-pairs", type=int, default=10_000,
-                      help="noise points simulated through 1-RF to build the 2-RF coupling (default 10000)")
-    demo.add_argument("--nfe", type=int, default=20,
-                      help="function-evaluation budget per solver: euler NFE steps, midpoint NFE/2, "
-                      "fireflow NFE-1 (default 20)")
-    demo.add_argument("--samples", type=int, default=2000,
-                      help="samples generated and compared with the target, at most 2000 (default 2000)")
-    demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    demo.add_argument("--no-progress", action="store_true", help="hide the tqdm progress bars")
-    demo.set_defaults(run=run_demo)
+COMMANDS = {  # name: (module with configure(name, parser), one-line help)
+    "demo": ("toy.commands", "train 1-RF and 2-RF on the 2D Gaussian mixtures and compare solvers at equal NFE "
+             "(Figure 2)"),
+    "edit": ("flux.commands", "edit an image with a prompt change (FireFlow on FLUX)"),
+    "reconstruct": ("flux.commands", "invert and regenerate an image; report RMSE, PSNR, SSIM"),
+    "bench": ("flux.commands", "edit speed: euler 28+28, rf_solver 15, fireflow 8 and 15"),
+    "batch": ("flux.commands", "edit every case of a JSONL file; shards across processes/GPUs"),
+    "mini-train": ("mini.commands", "train the mini FLUX.1-dev from scratch on rendered scenes (CPU, resumable)"),
+    "mini-bench": ("mini.commands", "score the mini FLUX: text to image, reconstruction, editing"),
+    "assignments": ("grading.commands", "generate the student notebooks from the solutions"),
+    "grade": ("grading.commands", "grade a folder of submitted notebooks into a CSV"),
+}
 
 
-def run_demo(args) -> dict:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from .plots import plot_figure2
-    from .solvers import num_steps_for_nfe
-    from .toy.experiment import FIGURE2_METHODS, compare_solvers, straightness_report, train_toy_flows
-
-    iterations = args.iterations or (2000 if args.fast or fast_mode() else 10_000)
-    for name, value in (("--iterations", iterations), ("--reflow-pairs", args.reflow_pairs), ("--nfe", args.nfe)):
-        if value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value}")
-    if not 2 <= args.samples <= 2000:
-        raise ValueError(f"--samples must be between 2 and 2000 (exact W2 assignment), got {args.samples}")
-    for method in FIGURE2_METHODS:  # every solver must fit the NFE budget before a minute of training
-        num_steps_for_nfe(method, args.nfe)
-    if args.out.exists() and not args.out.is_dir():
-        raise ValueError(f"--out {args.out} is a file; give a folder (it will hold figure2.png and metrics.json)")
-    start = time.perf_counter()
-    flows = train_toy_flows(iterations, args.reflow_pairs, seed=args.seed, progress=not args.no_progress)
-    comparison = compare_solvers(flows.rf2, flows.source, flows.target, nfe=args.nfe, num_samples=args.samples)
-    metrics = {
-        "iterations": iterations,
-        "reflow_pairs": args.reflow_pairs,
-        "seed": args.seed,
-        "straightness": straightness_report(flows),
-        "nfe_budget": args.nfe,
-        "w2_floor": comparison["w2_floor"],
-        "solvers_on_2rf": comparison["methods"],
-    }
-    args.out.mkdir(parents=True, exist_ok=True)
-    axes = plot_figure2(comparison)
-    axes[0].figure.suptitle(f"2-Rectified Flow, NFE = {args.nfe} per solver")
-    axes[0].figure.tight_layout(rect=(0, 0, 1, 0.94))
-    axes[0].figure.savefig(args.out / "figure2.png", dpi=120, bbox_inches="tight")  # keep the tick labels
-    plt.close(axes[0].figure)
-    metrics["seconds"] = round(time.perf_counter() - start, 1)
-    (args.out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    print(format_demo_table(metrics))
-    print(f"wrote {args.out / 'figure2.png'} and {args.out / 'metrics.json'} in {metrics['seconds']} s")
-    return metrics
-
-
-def format_demo_table(metrics: dict) -> str:
-    s = metrics["straightness"]
-    lines = [
-        f"straightness: 1-RF {s['1-RF']:.3f}, 2-RF {s['2-RF']:.4f} ({s['1-RF'] / s['2-RF']:.0f}x straighter)",
-        f"{'method':<10} {'steps':>5} {'NFE':>4} {'W2 to target':>13} {'RMSE to exact ODE':>18}",
-    ]
-    for method, row in metrics["solvers_on_2rf"].items():
-        lines.append(f"{method:<10} {row['steps']:>5} {row['nfe']:>4} {row['w2_to_target']:>13.3f} "
-                     f"{row['rmse_to_reference']:>18.4f}")
-    lines.append(f"{'(floor: W2 between two target samples)':<34} {metrics['w2_floor']:>.3f}")
-    return "\n".join(lines)
-
-
-def print_and_save(table: str, results: dict, out: Path | None) -> None:
-    """Print a command's table and, when ``out`` is given, write its results there as JSON."""
-    print(table)
-    if out:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(results, indent=2))
-        print(f"wrote {out}")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m fireflow_edu", description=__doc__)
-    subparsers = parser.add_subparsers(dest="command", required=True)
-    _add_demo(subparsers)
-    add_grading_commands(subparsers)
-    try:
-        from .flux.commands import add_commands as add_flux_commands
-        from .mini.commands import add_commands as add_mini_commands
-    except ImportError as error:  # the FLUX extras are optional for the CPU toy
-        missing = str(error)
-        for name in ("edit", "reconstruct", "bench", "batch", "mini-train", "mini-bench"):
-            subparsers.add_parser(name, help=f"(needs the FLUX extras: {missing})").set_defaults(
-                run=lambda args: parser.error(f"this command needs diffusers and transformers: {missing}"))
-    else:
-        add_flux_commands(subparsers)
-        add_mini_commands(subparsers)
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser, with the arguments of ``command`` (None: just the list of commands)."""
+    parser = argparse.ArgumentParser(prog="python -m fireflow_edu", description=__doc__.split("\n\n")[0])
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (module, help) in COMMANDS.items():
+        subparser = subparsers.add_parser(name, help=help, description=help)
+        if name == command:
+            try:
+                configure = import_module(f"{__package__}.{module}").configure
+            except ImportError as error:  # the FLUX extras are optional for the CPU toy
+                parser.exit(2, f"error: {name} needs the FLUX extras (pip install -r requirements.txt): {error}\n")
+            configure(name, subparser)
     return parser
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = next((arg for arg in argv if not arg.startswith("-")), None)
+    args = build_parser(command).parse_args(argv)
     try:
         args.run(args)
     except (ValueError, FileNotFoundError) as error:  # bad input: a clear message, no traceback

@@ -22,6 +22,13 @@ def uniform(num_steps: int, start: float = 1.0, end: float = 0.0) -> torch.Tenso
     return torch.linspace(start, end, num_steps + 1, dtype=torch.float64)
 
 
+FLUX_DEV_SCHEDULER = {  # FLUX.1-dev's scheduler_config.json: the defaults when no pipeline is given
+    "use_dynamic_shifting": True, "base_shift": 0.5, "max_shift": 1.15, "base_image_seq_len": 256,
+    "max_image_seq_len": 4096, "shift": 3.0, "time_shift_type": "exponential", "shift_terminal": None,
+}
+UNSUPPORTED = ("use_karras_sigmas", "use_exponential_sigmas", "use_beta_sigmas", "invert_sigmas")
+
+
 def flux_shift(image_seq_len: int, base_shift: float = 0.5, max_shift: float = 1.15,
                base_seq_len: int = 256, max_seq_len: int = 4096) -> float:
     """FLUX's resolution-dependent shift mu, linear in the number of image tokens.
@@ -35,18 +42,36 @@ def flux_shift(image_seq_len: int, base_shift: float = 0.5, max_shift: float = 1
     return base_shift + (image_seq_len - base_seq_len) * slope
 
 
-def flux_schedule(num_steps: int, image_seq_len: int, shift: bool = True) -> torch.Tensor:
-    """The N + 1 FLUX.1-dev sampling times, from 1 (noise) down to 0 (data).
+def flux_schedule(num_steps: int, image_seq_len: int, scheduler_config=None) -> torch.Tensor:
+    """The N + 1 sampling times a FluxPipeline uses, from 1 (noise) down to 0 (data) (float64).
 
-    t_i = linspace(1, 0, N + 1), then t' = e^mu / (e^mu + 1/t - 1) with mu from
-    :func:`flux_shift`; t = 0 stays 0. ``shift=False`` gives FLUX-schnell's plain grid.
+    Reproduces ``FluxPipeline`` + ``FlowMatchEulerDiscreteScheduler.set_timesteps``: s = linspace(1, 1/N, N),
+    then with ``use_dynamic_shifting`` t = e^mu / (e^mu + 1/s - 1) (``time_shift_type`` "linear":
+    mu / (mu + 1/s - 1)) with mu from :func:`flux_shift`, otherwise the static t = k s / (1 + (k - 1) s) for
+    ``shift`` k (1 for FLUX-schnell: the plain grid); an optional ``shift_terminal`` stretch; then a final 0.
+    ``scheduler_config`` is a pipeline's ``scheduler.config`` (any mapping; FLUX.1-dev's when None).
     ``image_seq_len`` is the number of image tokens, (H / 16) * (W / 16).
     """
-    t = uniform(num_steps)
-    if not shift:
-        return t
-    e_mu = math.exp(flux_shift(image_seq_len))
-    shifted = torch.zeros_like(t)
-    positive = t > 0
-    shifted[positive] = e_mu / (e_mu + 1.0 / t[positive] - 1.0)
-    return shifted
+    _check_steps(num_steps)
+    config = {**FLUX_DEV_SCHEDULER, **dict(scheduler_config or {})}
+    unsupported = [key for key in UNSUPPORTED if config.get(key)]
+    if unsupported:
+        raise ValueError(f"scheduler settings {', '.join(unsupported)} are not supported by flux_schedule")
+    s = torch.linspace(1.0, 1.0 / num_steps, num_steps, dtype=torch.float64)
+    if config["use_dynamic_shifting"]:
+        mu = flux_shift(image_seq_len, config["base_shift"], config["max_shift"], config["base_image_seq_len"],
+                        config["max_image_seq_len"])
+        if config["time_shift_type"] == "exponential":
+            t = math.exp(mu) / (math.exp(mu) + (1 / s - 1))
+        elif config["time_shift_type"] == "linear":
+            t = mu / (mu + (1 / s - 1))
+        else:
+            raise ValueError(f"time_shift_type {config['time_shift_type']!r} is not exponential or linear")
+    else:
+        k = config["shift"]
+        t = k * s / (1 + (k - 1) * s)
+    if config["shift_terminal"]:
+        if num_steps == 1:  # the stretch divides by 1 - t[-1] = 0 (diffusers returns NaN)
+            raise ValueError("a scheduler with shift_terminal needs at least 2 steps")
+        t = 1 - (1 - t) / ((1 - t[-1]) / (1 - config["shift_terminal"]))
+    return torch.cat([t, t.new_zeros(1)])

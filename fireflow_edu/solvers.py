@@ -15,7 +15,10 @@ trajectory, shows progress and calls a per-step callback. ``cache`` is a dict
 that lives for one pass (one call of :func:`integrate`); only FireFlow uses it.
 
 Tensor shapes: ``x`` is any shape ``[*]``; ``velocity(x, t)`` must return the
-same shape. ``t`` reaches the velocity as a Python float.
+same shape. ``t`` reaches the velocity as a Python float. A stateful field (the FLUX
+adapter, which injects stored attention features step by step) may also define
+``begin_step(index, t, t_next)``: the loop calls it before each step, so the field
+knows where it is without searching the grid; ``v(x, t)`` stays the signature.
 """
 
 from __future__ import annotations
@@ -202,6 +205,8 @@ def integrate(
         progress: show a tqdm bar over the steps.
         callback: called with a :class:`StepInfo` after every step.
 
+    If ``velocity`` has a ``begin_step(index, t, t_next)`` method it is called before each step.
+
     Raises ``ValueError`` for an unknown method, a bad grid, a velocity of the wrong
     shape, or a non-finite state (naming the step where it appeared).
     """
@@ -211,11 +216,14 @@ def integrate(
         raise ValueError(f"x must be a floating-point tensor, got {type(x).__name__} "
                          f"{getattr(x, 'dtype', '')}".rstrip())
     counted = CountingVelocity(velocity)
+    begin_step = getattr(velocity, "begin_step", None)
     cache: dict = {}
     states = [x] if record_trajectory else None
     times = grid.tolist()
     for i in tqdm(range(len(times) - 1), desc=solver.name, disable=not progress, leave=False):
         t, t_next = times[i], times[i + 1]
+        if begin_step is not None:
+            begin_step(i, t, t_next)
         x_next = solver.step(counted, x, t, t_next - t, cache)
         if not torch.isfinite(x_next).all():
             raise ValueError(f"{solver.name}: non-finite values appeared at step {i} (t={t:.6g} -> {t_next:.6g})")

@@ -4,13 +4,14 @@ import numpy as np
 import pytest
 import torch
 from diffusers import FluxPipeline
+from diffusers.configuration_utils import FrozenDict
 from diffusers.models.transformers.transformer_flux import FluxAttnProcessor
 
 from fireflow_edu.analysis import fit_slope
-from fireflow_edu.flux import edit, invert, load_pipeline, reconstruct, tiny_pipeline
+from fireflow_edu.flux import edit, editing, invert, load_pipeline, reconstruct, tiny_pipeline
 from fireflow_edu.flux.attention import AttentionFeatures, FeatureAttnProcessor, feature_processors
-from fireflow_edu.flux.images import crop_to_multiple, encode_image, latent_image_ids, to_pixels
-from fireflow_edu.flux.metrics import lpips_distance, psnr, rmse_255, ssim
+from fireflow_edu.flux.images import crop_to_multiple, latent_image_ids, to_pixels
+from fireflow_edu.flux.metrics import lpips_distance, masked_psnr, psnr, rmse_255, ssim
 from fireflow_edu.flux.velocity import FluxVelocity, encode_prompt
 from fireflow_edu.schedules import flux_schedule
 from fireflow_edu.solvers import solve
@@ -46,7 +47,7 @@ def test_velocity_adapter_matches_diffusers_euler_sampling(pipe):
     height = width = 64
     tokens = (height // 16) * (width // 16)
     noise = torch.randn(1, tokens, pipe.transformer.config.in_channels, generator=torch.Generator().manual_seed(3))
-    ours_grid = flux_schedule(6, tokens)
+    ours_grid = flux_schedule(6, tokens, pipe.scheduler.config)
     velocity = FluxVelocity(pipe.transformer, encode_prompt(pipe, SOURCE), latent_image_ids(pipe, height, width),
                             ours_grid, guidance=3.5)
     ours = solve(velocity, noise, ours_grid, "euler")
@@ -142,12 +143,41 @@ def test_add_strategies_and_per_step_guidance(pipe, image):
         edit(pipe, image, SOURCE, TARGET, steps=4, guidance=[1, 2, 2], progress=False)
 
 
-def test_processors_restored_after_success_and_after_an_exception(pipe, image):
+def test_auto_guidance_follows_the_guidance_embedding(pipe, image, monkeypatch):
+    result = edit(pipe, image, SOURCE, TARGET, steps=2, progress=False)
+    assert (result.settings["guidance"], result.settings["inversion_guidance"]) == (2.0, 1.0)
+    assert reconstruct(pipe, image, SOURCE, steps=2, progress=False).settings["guidance"] == 1.0
+    explicit = edit(pipe, image, SOURCE, TARGET, steps=2, guidance=2.0, inversion_guidance=1.0, progress=False)
+    assert np.array_equal(np.asarray(explicit.image), np.asarray(result.image))
+    with pytest.raises(ValueError, match="'auto', a number"):
+        edit(pipe, image, SOURCE, TARGET, steps=2, guidance="strong", progress=False)
+    # FLUX.1-schnell-like: no guidance embedding, so "auto" means none and a number is an error
+    monkeypatch.setattr(pipe.transformer, "_internal_dict",
+                        FrozenDict({**pipe.transformer.config, "guidance_embeds": False}))
+    monkeypatch.setattr(pipe.transformer, "forward", _without_guidance(pipe.transformer.forward))
+    assert edit(pipe, image, SOURCE, TARGET, steps=2, progress=False).settings["guidance"] is None
+    with pytest.raises(ValueError, match="no guidance embedding"):
+        edit(pipe, image, SOURCE, TARGET, steps=2, guidance=2.0, progress=False)
+
+
+def _without_guidance(forward):
+    def checked(*args, guidance=None, **kwargs):
+        assert guidance is None, "a model without a guidance embedding was given guidance"
+        return forward(*args, guidance=torch.ones(kwargs["hidden_states"].shape[0]), **kwargs)
+    return checked
+
+
+def test_processors_restored_after_success_and_after_an_exception(pipe, image, monkeypatch):
     before = dict(pipe.transformer.attn_processors)
     assert all(type(p) is FluxAttnProcessor for p in before.values())
     edit(pipe, image, SOURCE, TARGET, steps=2, progress=False)
-    with pytest.raises(ValueError, match="guidance list"):
-        edit(pipe, image, SOURCE, TARGET, steps=2, guidance=[1.0], progress=False)  # fails while denoising
+
+    def failing_decode(*args):
+        raise RuntimeError("decoder failed")
+
+    monkeypatch.setattr(editing, "decode_latents", failing_decode)  # fails after inversion and denoising
+    with pytest.raises(RuntimeError, match="decoder failed"):
+        edit(pipe, image, SOURCE, TARGET, steps=2, progress=False)
     after = pipe.transformer.attn_processors
     assert all(after[k] is before[k] for k in before)
     assert not any(isinstance(p, FeatureAttnProcessor) for p in after.values())
@@ -194,5 +224,17 @@ def test_image_metrics():
     b = a.copy()
     b[0, 0, 0] = 64
     assert rmse_255(a, b) == pytest.approx(64 / np.sqrt(192))
+    assert psnr(a, b) == pytest.approx(20 * np.log10(255 / (64 / np.sqrt(192))))
     assert psnr(a, a) == float("inf") and ssim(a, a) == pytest.approx(1.0)
-    assert lpips_distance(a, b) is None  # no lpips weights on this machine: skipped with a message
+    mask = np.zeros((8, 8), bool)
+    mask[0, 0] = True  # the changed pixel is inside the edit region: the background is untouched
+    assert masked_psnr(a, b, mask) == float("inf")
+    assert masked_psnr(a, b, ~mask) == pytest.approx(20 * np.log10(255 / (64 / np.sqrt(3))))
+    with pytest.raises(ValueError, match="whole image"):
+        masked_psnr(a, b, np.ones((8, 8), bool))
+
+
+def test_lpips_without_weights_is_absent_with_a_warning(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))  # an empty hub cache, on any machine
+    with pytest.warns(UserWarning, match="LPIPS skipped"):
+        assert lpips_distance(np.zeros((8, 8, 3), np.uint8), np.ones((8, 8, 3), np.uint8)) is None

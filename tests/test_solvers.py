@@ -98,6 +98,24 @@ def test_velocity_receives_python_float_times_along_the_grid():
     assert seen == [1.0, 0.75, 0.5, 0.25]
 
 
+def test_a_stateful_field_is_told_each_step_before_its_evaluations():
+    class Field:
+        def __init__(self):
+            self.log = []
+
+        def begin_step(self, index, t, t_next):
+            self.log.append(("step", index, t, t_next))
+
+        def __call__(self, x, t):
+            self.log.append(("eval", t))
+            return -x
+
+    field = Field()
+    solve(field, torch.ones(2), [0.0, 0.5, 1.0], "fireflow")
+    assert field.log == [("step", 0, 0.0, 0.5), ("eval", 0.0), ("eval", 0.25),
+                         ("step", 1, 0.5, 1.0), ("eval", 0.75)]
+
+
 def test_tensor_time_grid_and_callback_and_direction():
     calls = []
     x = torch.ones(3, dtype=torch.float64)

@@ -6,7 +6,7 @@ import torch
 
 from fireflow_edu.cli import main
 from fireflow_edu.toy.experiment import compare_solvers, straightness_report
-from fireflow_edu.toy.metrics import w2_distance
+from fireflow_edu.toy.metrics import precision_recall, w2_distance
 from fireflow_edu.toy.mixtures import GaussianMixture, default_source, default_target
 
 
@@ -50,6 +50,19 @@ def test_w2_distance_exact_cases():
     assert w2_distance(a, a + torch.tensor([3.0, 4.0])) == pytest.approx(5.0, abs=1e-4)
     with pytest.raises(ValueError, match="at most 2000"):
         w2_distance(torch.zeros(2001, 2), torch.zeros(2001, 2))
+
+
+def test_precision_recall_exact_cases():
+    g = torch.Generator().manual_seed(0)
+    real = torch.randn(1000, 2, generator=g)
+    assert precision_recall(real, real) == {"precision": 1.0, "recall": 1.0}
+    strays = real.clone()
+    strays[:100] += 50.0  # a tenth of the samples land far from every real point
+    result = precision_recall(strays, real)
+    assert result["precision"] == pytest.approx(0.9) and result["recall"] < 1.0
+    assert precision_recall(real + 100.0, real) == {"precision": 0.0, "recall": 0.0}
+    with pytest.raises(ValueError, match="same d"):
+        precision_recall(real, torch.zeros(10, 3))
 
 
 def test_reflow_straightens_at_least_tenfold(toy_flows):

@@ -73,9 +73,11 @@ class AttentionFeatures:
     def nbytes(self) -> int:
         return sum(t.numel() * t.element_size() for feats in self.stored.values() for t in feats.values())
 
-    def at(self, interval: int, stage: str) -> None:
-        """Called by the velocity adapter before each transformer call."""
+    def at(self, interval: int, stage: str, mode: str) -> None:
+        """Called by the velocity adapter before each transformer call: where it is and whether it stores
+        (inversion) or injects (denoising)."""
         self.key = (interval, stage) if interval < self.inject else None
+        self.mode = mode
 
     def process(self, block: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor):
         if self.key is None or self.mode == "off":

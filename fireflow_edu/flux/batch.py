@@ -22,9 +22,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..reporting import write_json, write_jsonl
 from .editing import edit
-from .images import crop_to_multiple, size_multiple, to_pixels
-from .metrics import psnr, rmse_255, ssim
+from .images import crop_to_multiple, load_image, size_multiple, to_pixels
+from .metrics import masked_psnr, psnr, rmse_255, ssim
 
 REQUIRED_KEYS = ("image", "source_prompt", "target_prompt")
 
@@ -50,17 +51,7 @@ def read_cases(path: Path) -> list[dict]:
 
 
 def _resolve(spec: str, base: Path):
-    from .commands import load_image
-
     return load_image(spec if spec.startswith("skimage:") or Path(spec).is_absolute() else str(base / spec))
-
-
-def masked_psnr(source: np.ndarray, result: np.ndarray, mask: np.ndarray) -> float:
-    """PSNR over the pixels where ``mask`` is False (the background that should not change)."""
-    keep = ~mask
-    if not keep.any():
-        raise ValueError("the mask covers the whole image: no background left to measure")
-    return psnr(source[keep], result[keep])
 
 
 def edit_case(pipe, case: dict, base: Path, **settings) -> dict:
@@ -107,16 +98,16 @@ def run_cases(cases_path: Path, out: Path, make_pipeline: Callable, **settings) 
             except (ValueError, OSError) as error:  # one bad case must not stop the others: it is reported
                 rows.append({"id": case["id"], "error": f"{type(error).__name__}: {error}"})
     shard = out / f"results.rank{state.process_index}.jsonl"
-    shard.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    write_jsonl(shard, rows)
     state.wait_for_everyone()
     if not state.is_main_process:
         return None
     by_id = {row["id"]: row for rank in range(state.num_processes)
              for row in map(json.loads, (out / f"results.rank{rank}.jsonl").read_text().splitlines())}
     merged = [by_id[case["id"]] for case in cases]
-    (out / "results.jsonl").write_text("".join(json.dumps(row) + "\n" for row in merged))
+    write_jsonl(out / "results.jsonl", merged)
     done = [row for row in merged if "error" not in row]
     summary = {**(summarize(done) if done else {"cases": 0}), "failed": len(merged) - len(done),
                "processes": state.num_processes, "settings": settings}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    write_json(out / "summary.json", summary)
     return summary

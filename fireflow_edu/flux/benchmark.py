@@ -18,7 +18,8 @@ from tqdm.auto import tqdm
 
 from ..schedules import flux_schedule
 from .attention import AttentionFeatures, feature_processors, resolve_blocks
-from .editing import Clock, solve_pass
+from ..timing import Clock
+from .editing import solve_pass
 from .velocity import PromptEmbedding
 
 # (label, method, steps) as in the paper's Table 5 and the issue's comparison
@@ -66,31 +67,39 @@ def _inputs(transformer, height: int, width: int, text_tokens: int, seed: int = 
 
 def time_edit(transformer, height: int, width: int, method: str, steps: int, inject: int = 1,
               text_tokens: int = 512) -> dict:
-    """Seconds and NFE of one edit (inversion + denoising with replace_v injection) on random inputs."""
+    """Seconds and NFE of one edit (inversion + denoising with replace_v injection) on random inputs.
+
+    The grid is FLUX.1-dev's (a bare transformer has no scheduler); its length is what costs time.
+    """
     prompt, img_ids, latents = _inputs(transformer, height, width, text_tokens)
     sampling = flux_schedule(steps, latents.shape[1])
     features = AttentionFeatures("replace_v", inject, resolve_blocks(transformer, None))
     clock = Clock(latents.device)
     with feature_processors(transformer, features), clock.phase("edit"):
-        inverted = solve_pass(transformer, latents, prompt, img_ids, sampling.flip(0), method, 1.0, features, "store")
-        denoised = solve_pass(transformer, inverted.x, prompt, img_ids, sampling, method, 2.0, features, "inject")
+        inverted = solve_pass(transformer, latents, prompt, img_ids, sampling.flip(0), method, 1.0, features)
+        denoised = solve_pass(transformer, inverted.x, prompt, img_ids, sampling, method, 2.0, features)
     return {"seconds": clock.seconds["edit"], "nfe": inverted.nfe + denoised.nfe}
 
 
-def time_single_call(transformer, height: int, width: int, text_tokens: int = 512, repeats: int = 5) -> float:
-    """Median seconds of one plain transformer call (the cost of one NFE)."""
+def time_single_call(transformer, height: int, width: int, text_tokens: int = 512,
+                     min_run_time: float = 1.0) -> float:
+    """Median seconds of one plain transformer call (the cost of one NFE), by ``torch.utils.benchmark``.
+
+    The Timer synchronises CUDA and repeats blocks of calls for at least ``min_run_time`` seconds;
+    one untimed call first warms up kernels and allocator.
+    """
+    from torch.utils import benchmark
+
     prompt, img_ids, latents = _inputs(transformer, height, width, text_tokens)
-    clock = Clock(latents.device)
     guidance = torch.ones(1, device=latents.device) if transformer.config.guidance_embeds else None
-    samples = []
-    for i in range(repeats + 1):  # the first call warms up kernels and allocator
-        with torch.no_grad(), clock.phase(str(i)):
-            transformer(hidden_states=latents.to(transformer.dtype), timestep=torch.full((1,), 0.5, device=latents.device,
-                        dtype=transformer.dtype), guidance=guidance, pooled_projections=prompt.pooled,
-                        encoder_hidden_states=prompt.prompt_embeds, txt_ids=prompt.text_ids, img_ids=img_ids,
-                        return_dict=False)
-        samples.append(clock.seconds[str(i)])
-    return statistics.median(samples[1:])
+    inputs = dict(hidden_states=latents.to(transformer.dtype), guidance=guidance, pooled_projections=prompt.pooled,
+                  timestep=torch.full((1,), 0.5, device=latents.device, dtype=transformer.dtype),
+                  encoder_hidden_states=prompt.prompt_embeds, txt_ids=prompt.text_ids, img_ids=img_ids,
+                  return_dict=False)
+    with torch.no_grad():
+        transformer(**inputs)
+        timer = benchmark.Timer("transformer(**inputs)", globals={"transformer": transformer, "inputs": inputs})
+        return timer.blocked_autorange(min_run_time=min_run_time).median
 
 
 def run_benchmark(transformer, sizes=(512, 1024), configs=CONFIGS, repeats: int = 2, text_tokens: int = 512,

@@ -8,19 +8,20 @@ import resource
 import sys
 from pathlib import Path
 
+from ..reporting import write_json
 from ..solvers import SOLVERS
 from .attention import STRATEGY_TERMS
+from .images import load_image
 from .loading import DEFAULT_MODEL
 
-SKIMAGE_SAMPLES = ("chelsea", "astronaut", "coffee")
-
-
-def _guidance(text: str) -> float | list[float]:
-    """"2" -> 2.0; "1,2,2,2" -> a per-step list."""
+def _guidance(text: str) -> str | float | list[float]:
+    """"auto" stays; "2" -> 2.0; "1,2,2,2" -> a per-step list."""
+    if text == "auto":
+        return text
     try:
         values = [float(v) for v in text.split(",")]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"guidance must be a number or a comma-separated list, got {text!r}")
+        raise argparse.ArgumentTypeError(f"guidance must be auto, a number or a comma-separated list, got {text!r}")
     return values[0] if len(values) == 1 else values
 
 
@@ -33,27 +34,6 @@ def _blocks(text: str) -> list[int]:
         return [int(v) for v in text.split(",")]
     except ValueError:
         raise argparse.ArgumentTypeError(f"blocks must look like 0-37 or 20,21,22, got {text!r}")
-
-
-def load_image(spec: str):
-    """A file path, or ``skimage:NAME`` for a scikit-image sample (chelsea, astronaut, coffee)."""
-    from PIL import Image
-
-    if spec.startswith("skimage:"):
-        from skimage import data
-
-        name = spec.split(":", 1)[1]
-        if name not in SKIMAGE_SAMPLES:
-            raise ValueError(f"unknown scikit-image sample {name!r}; use one of {', '.join(SKIMAGE_SAMPLES)}")
-        return getattr(data, name)()
-    path = Path(spec)
-    if not path.is_file():
-        raise FileNotFoundError(f"image {spec!r} not found (give a file path or skimage:chelsea)")
-    try:
-        with Image.open(path) as image:
-            return image.convert("RGB")
-    except (OSError, SyntaxError) as error:  # PIL's UnidentifiedImageError is an OSError
-        raise ValueError(f"{spec!r} is not an image PIL can read (PNG, JPEG, ...): {error}") from error
 
 
 def _outputs(args, name: str) -> list[Path]:
@@ -101,7 +81,7 @@ def _write(args, name: str, result, pipe) -> None:
               "nfe_denoising": result.nfe_denoising, "seconds": result.seconds, "metrics": result.metrics,
               "feature_cache_bytes": result.cache_bytes, "injections": result.injections,
               "peak_memory_bytes": peak_memory_bytes(pipe._execution_device), "model": "tiny (random weights: noise images)" if args.tiny else str(args.model)}
-    report_path.write_text(json.dumps(report, indent=2))
+    write_json(report_path, report)
     print(json.dumps({k: report[k] for k in ("nfe", "seconds", "metrics")}, indent=2))
     print(f"wrote {image_path}, {source_path} and {report_path}")
 
@@ -130,7 +110,7 @@ def run_reconstruct(args) -> None:
 def run_bench(args) -> None:
     import torch
 
-    from ..cli import print_and_save
+    from ..reporting import print_and_save
     from .benchmark import format_benchmark, random_transformer, run_benchmark
 
     if args.tiny:
@@ -173,11 +153,13 @@ def _model_options(parser) -> None:
     group.add_argument("--compile", action="store_true", help="torch.compile the transformer (GPU)")
 
 
-def _solver_options(parser, default_guidance: str) -> None:
+def _solver_options(parser, auto_guidance: str) -> None:
     parser.add_argument("--steps", type=int, default=8, help="solver steps per pass (default 8)")
     parser.add_argument("--method", choices=list(SOLVERS), default="fireflow", help="solver (default fireflow)")
-    parser.add_argument("--guidance", type=_guidance, default=_guidance(default_guidance),
-                        help=f"FLUX guidance: a number or a per-step list like 1,2,2,2 (default {default_guidance})")
+    parser.add_argument("--guidance", type=_guidance, default="auto",
+                        help="FLUX guidance: a number or a per-step list like 1,2,2,2 (default auto: "
+                        f"{auto_guidance} for guidance-distilled models such as FLUX.1-dev and the mini FLUX, "
+                        "none for FLUX.1-schnell)")
 
 
 def _edit_options(parser) -> None:
@@ -189,10 +171,9 @@ def _edit_options(parser) -> None:
                         help="single-stream blocks that store/inject, e.g. 0-37 or 20,21 (default all)")
 
 
-def add_commands(subparsers) -> None:
-    edit = subparsers.add_parser("edit", help="edit an image with a prompt change (FireFlow on FLUX)",
-                                 description="Invert IMAGE with the source prompt, denoise with the target prompt, "
-                                 "injecting attention features; writes edited.png, source.png, edited.json.")
+def _edit_command(edit) -> None:
+    edit.description = ("Invert IMAGE with the source prompt, denoise with the target prompt, injecting attention "
+                        "features; writes edited.png, source.png, edited.json.")
     edit.add_argument("--image", required=True, help="image file, or skimage:chelsea / skimage:astronaut / skimage:coffee")
     edit.add_argument("--source-prompt", required=True, help="describes the image as it is")
     edit.add_argument("--target-prompt", required=True, help="describes the image as it should become")
@@ -203,8 +184,9 @@ def add_commands(subparsers) -> None:
     _model_options(edit)
     edit.set_defaults(run=run_edit)
 
-    rec = subparsers.add_parser("reconstruct", help="invert and regenerate an image; report RMSE, PSNR, SSIM",
-                                description="The paper's reconstruction test: same prompt both ways, no injection.")
+
+def _reconstruct_command(rec) -> None:
+    rec.description = "The paper's reconstruction test: same prompt both ways, no injection."
     rec.add_argument("--image", required=True, help="image file, or skimage:chelsea / skimage:astronaut / skimage:coffee")
     rec.add_argument("--prompt", default="", help="prompt for both passes (default empty)")
     _solver_options(rec, "1")
@@ -212,8 +194,9 @@ def add_commands(subparsers) -> None:
     _model_options(rec)
     rec.set_defaults(run=run_reconstruct)
 
-    bench = subparsers.add_parser("bench", help="edit speed: euler 28+28, rf_solver 15, fireflow 8 and 15",
-                                  description="Times the transformer work of one edit per solver at each size.")
+
+def _bench_command(bench) -> None:
+    bench.description = "Times the transformer work of one edit per solver at each size."
     bench.add_argument("--random-weights", action="store_true",
                        help="a full-size FLUX.1-dev-architecture transformer with random bf16 weights (GPU)")
     bench.add_argument("--sizes", type=int, nargs="+", default=[512, 1024], help="square sizes (default 512 1024)")
@@ -223,12 +206,19 @@ def add_commands(subparsers) -> None:
     _model_options(bench)
     bench.set_defaults(run=run_bench)
 
-    batch = subparsers.add_parser("batch", help="edit every case of a JSONL file; shards across processes/GPUs",
-                                  description="Each line: {\"image\": ..., \"source_prompt\": ..., \"target_prompt\": ..., "
-                                  "optional \"mask\"}. Run under `accelerate launch -m fireflow_edu batch ...` to shard.")
+
+def _batch_command(batch) -> None:
+    batch.description = ("Each line: {\"image\": ..., \"source_prompt\": ..., \"target_prompt\": ..., optional "
+                         "\"mask\"}. Run under `accelerate launch -m fireflow_edu batch ...` to shard.")
     batch.add_argument("--cases", type=Path, required=True, help="JSONL file of cases")
     batch.add_argument("--out", type=Path, required=True, help="output directory")
     _solver_options(batch, "2")
     _edit_options(batch)
     _model_options(batch)
     batch.set_defaults(run=run_batch)
+
+
+def configure(name: str, parser) -> None:
+    """Arguments of the FLUX command ``name`` (edit, reconstruct, bench or batch)."""
+    {"edit": _edit_command, "reconstruct": _reconstruct_command, "bench": _bench_command,
+     "batch": _batch_command}[name](parser)

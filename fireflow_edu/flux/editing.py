@@ -17,9 +17,8 @@ costs 9 + 9 = 18 transformer calls.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterable, Sequence
-from contextlib import contextmanager, nullcontext
+from collections.abc import Iterable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,10 +28,11 @@ from PIL import Image
 from ..analysis import rmse
 from ..schedules import flux_schedule
 from ..solvers import get_solver, integrate
+from ..timing import Clock
 from .attention import AttentionFeatures, feature_processors, parse_strategy, resolve_blocks
 from .images import crop_to_multiple, decode_latents, encode_image, latent_image_ids, size_multiple, to_pixels
 from .metrics import reconstruction_metrics
-from .velocity import FluxVelocity, encode_prompt
+from .velocity import FluxVelocity, Guidance, encode_prompt, per_step_guidance, resolve_guidance
 
 
 @dataclass
@@ -63,26 +63,11 @@ class EditResult:
     injections: int = 0
 
 
-class Clock:
-    """Wall-clock seconds per named phase, synchronising CUDA so GPU work is charged to its phase."""
-
-    def __init__(self, device: torch.device):
-        self.device = torch.device(device)
-        self.seconds: dict[str, float] = {}
-
-    @contextmanager
-    def phase(self, name: str):
-        self._sync()
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self._sync()
-            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
-
-    def _sync(self):
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
+def _resolved(pipe, guidance: Guidance, default: float, steps: int):
+    """``guidance`` checked against the transformer and the step count before any work; "auto" resolved."""
+    embedded = pipe.transformer.config.guidance_embeds
+    per_step_guidance(guidance, steps, embedded, default)  # raises on a bad value or a wrong-length list
+    return resolve_guidance(guidance, embedded, default)
 
 
 def _check_steps(steps: int, inject: int = 0) -> None:
@@ -99,7 +84,7 @@ def _prepare(pipe, image, clock: Clock):
     return pixels, latents
 
 
-def invert(pipe, image, prompt: str, steps: int = 8, method: str = "fireflow", guidance=1.0, *,
+def invert(pipe, image, prompt: str, steps: int = 8, method: str = "fireflow", guidance: Guidance = "auto", *,
            progress: bool = True, features: AttentionFeatures | None = None) -> InversionResult:
     """Map ``image`` to FLUX noise latents by integrating the ODE from t = 0 to t = 1.
 
@@ -109,38 +94,37 @@ def invert(pipe, image, prompt: str, steps: int = 8, method: str = "fireflow", g
         prompt: the source prompt.
         steps: solver steps on FLUX's shifted schedule.
         method: any name in :data:`fireflow_edu.solvers.SOLVERS`.
-        guidance: FLUX guidance scale (a number, or one per step), 1.0 for faithful inversion.
+        guidance: FLUX guidance scale (a number, or one per step); "auto": 1.0 (faithful inversion) for
+            a guidance-distilled model, none for one without a guidance embedding.
         features: stores attention features on the intervals it covers (used by :func:`edit`).
     """
     _check_steps(steps)
     get_solver(method)
+    guidance = _resolved(pipe, guidance, 1.0, steps)
     clock = Clock(pipe._execution_device)
     pixels, latents = _prepare(pipe, image, clock)
     return _invert_latents(pipe, pixels, latents, prompt, steps, method, guidance, features, progress, clock)
 
 
 def solve_pass(transformer, x: torch.Tensor, embedding, img_ids: torch.Tensor, timesteps: torch.Tensor,
-               method: str, guidance, features: AttentionFeatures | None = None, mode: str = "off",
-               progress: bool = False):
+               method: str, guidance, features: AttentionFeatures | None = None, progress: bool = False):
     """One solver pass of FLUX's ODE over ``timesteps`` on packed latents ``x`` [1, L, C].
 
-    An increasing grid inverts, a decreasing one denoises. ``mode`` tells ``features`` to
-    "store" or "inject" on the intervals it covers. Returns the solver's SolveResult.
+    An increasing grid inverts (``features`` store), a decreasing one denoises (``features`` inject).
+    Returns the solver's SolveResult.
     """
     velocity = FluxVelocity(transformer, embedding, img_ids, timesteps, guidance, features)
-    if features is not None:
-        features.mode = mode
     return integrate(velocity, x, timesteps, method, progress=progress)
 
 
 def _invert_latents(pipe, pixels, latents, prompt, steps, method, guidance, features, progress, clock):
     height, width = pixels.shape[:2]
-    sampling = flux_schedule(steps, latents.shape[1])
+    sampling = flux_schedule(steps, latents.shape[1], pipe.scheduler.config)
     with clock.phase("text"):
         embedding = encode_prompt(pipe, prompt)
     with clock.phase("invert"):
         result = solve_pass(pipe.transformer, latents, embedding, latent_image_ids(pipe, height, width),
-                            sampling.flip(0), method, guidance, features, "store", progress)
+                            sampling.flip(0), method, guidance, features, progress)
     return InversionResult(result.x, latents, pixels, sampling, result.nfe, clock.seconds)
 
 
@@ -150,7 +134,7 @@ def _denoise(pipe, inversion: InversionResult, prompt, method, guidance, feature
         embedding = encode_prompt(pipe, prompt)
     with clock.phase("denoise"):
         result = solve_pass(pipe.transformer, inversion.noise, embedding, latent_image_ids(pipe, height, width),
-                            inversion.timesteps, method, guidance, features, "inject", progress)
+                            inversion.timesteps, method, guidance, features, progress)
     with clock.phase("decode"):
         pixels = decode_latents(pipe, result.x, height, width)
     return result, pixels
@@ -174,37 +158,40 @@ def _result(inversion, denoised, pixels, clock, settings, features=None, with_me
 
 
 def generate(pipe, prompt: str, height: int, width: int, steps: int = 8, method: str = "fireflow",
-             guidance: float | Sequence[float] = 2.0, seed: int = 0, progress: bool = False) -> tuple[Image.Image, int]:
+             guidance: Guidance = "auto", seed: int = 0, progress: bool = False) -> tuple[Image.Image, int]:
     """Text to image with any solver on FLUX's schedule (seeded Gaussian noise at t = 1).
 
-    ``guidance`` is FLUX's distilled guidance scale (a number, or one per step); the default 2.0 is
-    the scale FireFlow edits with.
+    ``guidance`` is FLUX's distilled guidance scale (a number, or one per step); "auto" is 2.0, the
+    scale FireFlow edits with, for a guidance-distilled model and none for a model without the embedding.
 
     Returns the image and the NFE used (FireFlow: steps + 1, the paper's Table 2 setting).
     ``height`` and ``width`` must be multiples of 16 (of 2 * vae_scale_factor).
     """
     _check_steps(steps)
+    guidance = _resolved(pipe, guidance, 2.0, steps)
     multiple = size_multiple(pipe)
     if height % multiple or width % multiple or height < multiple or width < multiple:
         raise ValueError(f"height and width must be positive multiples of {multiple}, got {height}x{width}")
     tokens = (height // multiple) * (width // multiple)
     channels = pipe.transformer.config.in_channels
     noise = torch.randn(1, tokens, channels, generator=torch.Generator().manual_seed(seed)).to(pipe._execution_device)
-    sampling = flux_schedule(steps, tokens)
+    sampling = flux_schedule(steps, tokens, pipe.scheduler.config)
     result = solve_pass(pipe.transformer, noise, encode_prompt(pipe, prompt), latent_image_ids(pipe, height, width),
                         sampling, method, guidance, progress=progress)
     return Image.fromarray(decode_latents(pipe, result.x, height, width)), result.nfe
 
 
-def reconstruct(pipe, image, prompt: str = "", steps: int = 8, method: str = "fireflow", guidance=1.0, *,
+def reconstruct(pipe, image, prompt: str = "", steps: int = 8, method: str = "fireflow", guidance: Guidance = "auto", *,
                 progress: bool = True) -> EditResult:
     """Invert and regenerate with the same prompt and no injection: the paper's reconstruction test.
 
     ``metrics`` holds RMSE over RGB 0-255, PSNR and SSIM against the cropped source, and
-    ``latent_rmse``, the round trip's error in latent space (the solver's share alone).
+    ``latent_rmse``, the round trip's error in latent space (the solver's share alone). ``guidance``
+    "auto" is 1.0 both ways for a guidance-distilled model.
     """
     _check_steps(steps)
     get_solver(method)
+    guidance = _resolved(pipe, guidance, 1.0, steps)
     clock = Clock(pipe._execution_device)
     pixels, latents = _prepare(pipe, image, clock)
     inversion = _invert_latents(pipe, pixels, latents, prompt, steps, method, guidance, None, progress, clock)
@@ -214,18 +201,19 @@ def reconstruct(pipe, image, prompt: str = "", steps: int = 8, method: str = "fi
 
 
 def edit(pipe, image, source_prompt: str, target_prompt: str, steps: int = 8, inject: int = 1,
-         guidance: float | Sequence[float] = 2.0, method: str = "fireflow", strategy: str = "replace_v",
-         blocks: Iterable[int] | None = None, *, inversion_guidance: float = 1.0,
+         guidance: Guidance = "auto", method: str = "fireflow", strategy: str = "replace_v",
+         blocks: Iterable[int] | None = None, *, inversion_guidance: Guidance = "auto",
          cache_device: str | None = None, progress: bool = True) -> EditResult:
     """Edit ``image`` from ``source_prompt`` to ``target_prompt`` (FireFlow's recipe by default).
 
     Args:
         steps: solver steps for inversion and for denoising (8 in the paper's headline setting).
         inject: denoising steps, nearest the noise, that receive the stored features (0 = none).
-        guidance: FLUX guidance while denoising: a number, or a per-step list like [1, 2, 2, ...].
+        guidance: FLUX guidance while denoising: a number, or a per-step list like [1, 2, 2, ...];
+            "auto" is 2.0 for a guidance-distilled model (the reference setting), none without the embedding.
         method: solver name; ``strategy``: "replace_v", "add_q", "add_k", "add_v" or a "+" combination.
         blocks: single-stream block indices taking part (default all).
-        inversion_guidance: guidance while inverting the source (1.0 in the reference code).
+        inversion_guidance: guidance while inverting the source ("auto": 1.0, as the reference code).
         cache_device: keep stored features there (e.g. "cpu") instead of beside the activations.
 
     Returns an :class:`EditResult`; ``nfe`` is 18 for the default 8-step FireFlow edit.
@@ -233,6 +221,8 @@ def edit(pipe, image, source_prompt: str, target_prompt: str, steps: int = 8, in
     _check_steps(steps, inject)
     get_solver(method)
     parse_strategy(strategy)
+    guidance = _resolved(pipe, guidance, 2.0, steps)
+    inversion_guidance = _resolved(pipe, inversion_guidance, 1.0, steps)
     chosen = resolve_blocks(pipe.transformer, blocks)
     features = AttentionFeatures(strategy, inject, chosen, cache_device) if inject > 0 else None
     clock = Clock(pipe._execution_device)

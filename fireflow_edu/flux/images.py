@@ -8,9 +8,32 @@ image smaller than one multiple in either direction is an error.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 from PIL import Image
+
+SKIMAGE_SAMPLES = ("chelsea", "astronaut", "coffee")
+
+
+def load_image(spec: str):
+    """A file path, or ``skimage:NAME`` for a scikit-image sample (chelsea, astronaut, coffee)."""
+    if spec.startswith("skimage:"):
+        from skimage import data
+
+        name = spec.split(":", 1)[1]
+        if name not in SKIMAGE_SAMPLES:
+            raise ValueError(f"unknown scikit-image sample {name!r}; use one of {', '.join(SKIMAGE_SAMPLES)}")
+        return getattr(data, name)()
+    path = Path(spec)
+    if not path.is_file():
+        raise FileNotFoundError(f"image {spec!r} not found (give a file path or skimage:chelsea)")
+    try:
+        with Image.open(path) as image:
+            return image.convert("RGB")
+    except (OSError, SyntaxError) as error:  # PIL's UnidentifiedImageError is an OSError
+        raise ValueError(f"{spec!r} is not an image PIL can read (PNG, JPEG, ...): {error}") from error
 
 
 def to_pixels(image) -> np.ndarray:

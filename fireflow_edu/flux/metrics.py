@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -18,14 +19,26 @@ def _pair(a, b) -> tuple[np.ndarray, np.ndarray]:
 
 def rmse_255(a, b) -> float:
     """sqrt(mean((a - b)^2)) over every RGB value in 0-255: the paper's Figures 4 and 7."""
-    a, b = _pair(a, b)
-    return float(np.sqrt(np.mean((a - b) ** 2)))
+    from skimage.metrics import mean_squared_error
+
+    return float(np.sqrt(mean_squared_error(*_pair(a, b))))
 
 
 def psnr(a, b) -> float:
-    """Peak signal-to-noise ratio in dB for 0-255 images (inf when identical)."""
-    error = rmse_255(a, b)
-    return float("inf") if error == 0 else float(20 * np.log10(255.0 / error))
+    """Peak signal-to-noise ratio in dB for 0-255 images (scikit-image's; inf when identical)."""
+    from skimage.metrics import peak_signal_noise_ratio
+
+    a, b = _pair(a, b)
+    return float("inf") if np.array_equal(a, b) else float(peak_signal_noise_ratio(a, b, data_range=255.0))
+
+
+def masked_psnr(source, result, mask) -> float:
+    """PSNR over the pixels where ``mask`` [H, W] is False: the background an edit should leave alone."""
+    keep = ~np.asarray(mask, dtype=bool)
+    if not keep.any():
+        raise ValueError("the mask covers the whole image: no background left to measure")
+    source, result = _pair(source, result)
+    return psnr(source[keep], result[keep])
 
 
 def ssim(a, b) -> float:
@@ -37,7 +50,7 @@ def ssim(a, b) -> float:
 
 
 def lpips_distance(a, b) -> float | None:
-    """LPIPS (AlexNet) when the ``lpips`` package and its weights are present locally; else None, with a message.
+    """LPIPS (AlexNet) when the ``lpips`` package and its weights are present locally; else None, with a warning.
 
     Nothing is downloaded: the weights must already be in the torch hub cache.
     """
@@ -47,10 +60,11 @@ def lpips_distance(a, b) -> float | None:
     try:
         import lpips
     except ImportError:
-        print("LPIPS skipped: the lpips package is not installed (pip install lpips)")
+        warnings.warn("LPIPS skipped: the lpips package is not installed (pip install lpips)", stacklevel=2)
         return None
     if not weights.exists():
-        print(f"LPIPS skipped: AlexNet weights not found at {weights} (nothing is downloaded here)")
+        warnings.warn(f"LPIPS skipped: AlexNet weights not found at {weights} (nothing is downloaded here)",
+                      stacklevel=2)
         return None
     model = lpips.LPIPS(net="alex", verbose=False)
     a, b = _pair(a, b)

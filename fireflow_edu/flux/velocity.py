@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Union
 
 import torch
 
@@ -34,43 +35,35 @@ def encode_prompt(pipe, prompt: str, max_sequence_length: int | None = None) -> 
     return PromptEmbedding(embeds, pooled, text_ids)
 
 
-class GridLocator:
-    """Maps a time the solver asks about to (step index of this pass, stage).
+Guidance = Union[str, float, Sequence[float], None]
 
-    Solvers evaluate at grid points (stage "start") and at half steps (stage "mid"),
-    computed from the same floats, so both are found exactly. ``interval`` numbers
-    steps along the sampling direction (0 = the step nearest the noise) so that an
-    inversion step and the denoising step over the same interval share a number.
+
+def resolve_guidance(guidance: Guidance, embedded: bool, default: float) -> float | Sequence[float] | None:
+    """What ``guidance`` means for a transformer with (``embedded``) or without a guidance embedding.
+
+    ``"auto"`` (every default in this package) is ``default`` for a guidance-distilled model
+    (FLUX.1-dev, the mini FLUX.1-dev) and None for a model without the embedding (FLUX.1-schnell),
+    as diffusers decides from ``transformer.config.guidance_embeds``. A number or a per-step list is
+    accepted only by a model that has the embedding.
     """
-
-    def __init__(self, timesteps: torch.Tensor):
-        self.times = timesteps.tolist()
-        self.decreasing = self.times[1] < self.times[0]
-
-    @property
-    def num_steps(self) -> int:
-        return len(self.times) - 1
-
-    def locate(self, t: float) -> tuple[int, str]:
-        for i, (a, b) in enumerate(zip(self.times[:-1], self.times[1:])):
-            if t == a:
-                return i, "start"
-            if min(a, b) < t < max(a, b):
-                return i, "mid"
-        raise ValueError(f"time {t} is not on this pass's grid {self.times}")
-
-    def interval(self, step: int) -> int:
-        return step if self.decreasing else self.num_steps - 1 - step
+    if isinstance(guidance, str):
+        if guidance != "auto":
+            raise ValueError(f"guidance must be 'auto', a number or one number per step, got {guidance!r}")
+        return default if embedded else None
+    if embedded and guidance is None:
+        raise ValueError("this transformer is guidance-distilled (like FLUX.1-dev): give a guidance scale "
+                         "such as 1.0, or 'auto'")
+    if not embedded and guidance is not None:
+        raise ValueError(f"this transformer has no guidance embedding (like FLUX.1-schnell), so guidance {guidance} "
+                         "cannot be applied: leave guidance='auto'")
+    return guidance
 
 
-def per_step_guidance(guidance: float | Sequence[float] | None, num_steps: int, embedded: bool) -> list[float] | None:
-    """One guidance value per step, or None for models without a guidance embedding (FLUX.1-schnell)."""
-    if not embedded:
-        if guidance is not None:
-            raise ValueError("this transformer has no guidance embedding (like FLUX.1-schnell): pass guidance=None")
-        return None
+def per_step_guidance(guidance: Guidance, num_steps: int, embedded: bool, default: float = 1.0) -> list[float] | None:
+    """One guidance value per step (``"auto"``: ``default``), or None for a model without a guidance embedding."""
+    guidance = resolve_guidance(guidance, embedded, default)
     if guidance is None:
-        raise ValueError("this transformer is guidance-distilled (like FLUX.1-dev): pass a guidance scale, e.g. 1.0")
+        return None
     if isinstance(guidance, (int, float)):
         return [float(guidance)] * num_steps
     values = [float(g) for g in guidance]
@@ -87,29 +80,53 @@ class FluxVelocity:
         transformer: a FluxTransformer2DModel.
         prompt: the text conditioning.
         img_ids: latent position ids [L, 3].
-        timesteps: the grid this pass integrates (to find each call's step and stage).
+        timesteps: the grid this pass integrates (its length sets the per-step guidance).
         guidance: FLUX guidance scale, a number or one value per step of this pass
-            (e.g. [1, 2, 2, ...]); only for transformers with ``guidance_embeds``.
-        features: an :class:`~fireflow_edu.flux.attention.AttentionFeatures` to tell
-            which (interval, stage) each call belongs to, or None.
+            (e.g. [1, 2, 2, ...]), for transformers with ``guidance_embeds``; "auto" is 1.0 for
+            those and no guidance for the others (:func:`resolve_guidance`).
+        features: an :class:`~fireflow_edu.flux.attention.AttentionFeatures` that stores on an
+            inversion pass (increasing grid) and injects on a denoising pass (decreasing grid), or None.
 
-    The solver state may be float32 while the transformer runs in bfloat16: inputs are
-    cast to the transformer's dtype and velocities back to the state's dtype.
+    :func:`~fireflow_edu.solvers.integrate` calls :meth:`begin_step` before each step; each call is
+    then an evaluation at the step's start, at its midpoint, or (a measurement such as
+    :func:`~fireflow_edu.analysis.reuse_error`) at its end, which is the next step's start. Features
+    are keyed by the interval along the sampling direction, so an inversion step and the denoising
+    step over the same interval meet. The solver state may be float32 while the transformer runs in
+    bfloat16: inputs are cast to the transformer's dtype and velocities back to the state's dtype.
     """
 
     def __init__(self, transformer, prompt: PromptEmbedding, img_ids: torch.Tensor, timesteps: torch.Tensor,
-                 guidance: float | Sequence[float] | None = 1.0, features=None):
+                 guidance: Guidance = "auto", features=None):
         self.transformer = transformer
         self.prompt = prompt
         self.img_ids = img_ids
-        self.grid = GridLocator(timesteps)
+        self.num_steps = len(timesteps) - 1
         self.features = features
-        self.guidance = per_step_guidance(guidance, self.grid.num_steps, transformer.config.guidance_embeds)
+        self.guidance = per_step_guidance(guidance, self.num_steps, transformer.config.guidance_embeds)
+        self.step: tuple[int, float, float] | None = None  # (index, t, t_next) of the current step
+
+    def begin_step(self, index: int, t: float, t_next: float) -> None:
+        self.step = (index, t, t_next)
+
+    def _where(self, t: float) -> tuple[int, str]:
+        if self.step is None:
+            if self.features is not None or len(set(self.guidance or [])) > 1:
+                raise ValueError("this FluxVelocity injects features or varies guidance per step, so it needs to "
+                                 "know the step: drive it with fireflow_edu.solvers.integrate or solve")
+            return 0, "start"
+        index, start, end = self.step
+        if t == start:
+            return index, "start"
+        if t == end:
+            return min(index + 1, self.num_steps - 1), "start"
+        return index, "mid"
 
     def __call__(self, x: torch.Tensor, t: float) -> torch.Tensor:
-        step, stage = self.grid.locate(float(t))
+        step, stage = self._where(float(t))
         if self.features is not None:
-            self.features.at(self.grid.interval(step), stage)
+            inverting = self.step is not None and self.step[2] > self.step[1]
+            interval = self.num_steps - 1 - step if inverting else step
+            self.features.at(interval, stage, "store" if inverting else "inject")
         model_dtype = self.transformer.dtype
         batch = x.shape[0]
         timestep = torch.full((batch,), float(t), device=x.device, dtype=model_dtype)

@@ -1,7 +1,7 @@
 """Assignments: self-checks (``check_*``), student-copy generation and a folder grader."""
 
-from .checks import (check_euler_step, check_fireflow_step, check_fit_order, check_midpoint_step,
-                     check_rf_solver_step, check_round_trip)
+from ..lazy import lazy_exports
 
 __all__ = ["check_euler_step", "check_fireflow_step", "check_fit_order", "check_midpoint_step",
            "check_rf_solver_step", "check_round_trip"]
+__getattr__ = lazy_exports(__name__, {name: "checks" for name in __all__})

@@ -23,19 +23,19 @@ def run_grade(args) -> None:
     print(f"wrote {args.out}")
 
 
-def add_commands(subparsers) -> None:
-    assignments = subparsers.add_parser("assignments", help="generate the student notebooks from the solutions",
-                                        description="Strip the marked solutions from notebooks/assignments/solutions "
-                                        "into notebooks/assignments/student.")
+def _assignments_command(assignments) -> None:
+    assignments.description = ("Strip the marked solutions from notebooks/assignments/solutions into "
+                               "notebooks/assignments/student.")
     assignments.add_argument("--check", action="store_true", help="only verify the student copies are up to date")
     assignments.add_argument("--solutions", type=Path, default=SOLUTIONS, help="solution notebooks folder")
     assignments.add_argument("--student", type=Path, default=STUDENT, help="student notebooks folder")
     assignments.set_defaults(run=run_assignments)
 
-    grade = subparsers.add_parser("grade", help="grade a folder of submitted notebooks into a CSV",
-                                  description="Executes each submission in a subprocess with a time limit, with the "
-                                  "solution's check cells appended; a broken or hanging notebook scores zero with "
-                                  "the reason and never stops the run.")
+
+def _grade_command(grade) -> None:
+    grade.description = ("Executes each submission in a subprocess with a time limit, with the solution's check "
+                         "cells appended; a broken or hanging notebook scores zero with the reason and never stops "
+                         "the run.")
     grade.add_argument("submissions", type=Path, help="folder of submitted .ipynb files (one per student)")
     grade.add_argument("--assignment", required=True,
                        help="solution notebook name, e.g. a_euler_step, b_midpoint_rf_solver, c_fireflow_step")
@@ -43,3 +43,8 @@ def add_commands(subparsers) -> None:
     grade.add_argument("--timeout", type=int, default=120, help="seconds per notebook (default 120)")
     grade.add_argument("--solutions", type=Path, default=SOLUTIONS, help="solution notebooks folder")
     grade.set_defaults(run=run_grade)
+
+
+def configure(name: str, parser) -> None:
+    """Arguments of ``assignments`` or ``grade``."""
+    {"assignments": _assignments_command, "grade": _grade_command}[name](parser)

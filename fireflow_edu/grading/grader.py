@@ -22,6 +22,7 @@ from pathlib import Path
 
 import nbformat
 
+from ..reporting import write_json
 from .student import SOLUTIONS
 
 CHECK = re.compile(r"^# CHECK (?P<exercise>Exercise [^\n:]+)")
@@ -54,7 +55,7 @@ def execute(notebook_path: Path, result_path: Path, cell_timeout: int) -> None:
     for cell in check_cells(notebook):
         errors = [o for o in cell.outputs if o.output_type == "error"]
         outcomes[exercise_of(cell)] = f"{errors[0].ename}: {errors[0].evalue}".splitlines()[0] if errors else None
-    Path(result_path).write_text(json.dumps(outcomes))
+    write_json(result_path, outcomes)
 
 
 def grade_one(submission: Path, solution: Path, timeout: int) -> dict:

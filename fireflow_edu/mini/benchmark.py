@@ -19,9 +19,8 @@ import statistics
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..flux.batch import masked_psnr
 from ..flux.editing import edit, generate, reconstruct
-from ..flux.metrics import psnr, rmse_255, ssim
+from ..flux.metrics import masked_psnr, psnr, rmse_255, ssim
 from .detect import check_scene
 from .scenes import EDIT_KINDS, SIZE, make_edit, random_scene
 from .train import EVAL_SEED_OFFSET
@@ -126,7 +125,7 @@ def format_mini_benchmark(results: dict) -> str:
     for label, row in results["text_to_image"].items():
         lines.append(f"  {label:<14}{row['nfe']:>5}{row['background']:>9.1%}{row['count']:>8.1%}"
                      f"{row['colors']:>9.1%}{row['shapes']:>8.1%}{row['all']:>7.1%}")
-    lines += [f"\nGuidance (FireFlow 10 steps; the distilled guidance embedding at each scale)",
+    lines += ["\nGuidance (FireFlow 10 steps; the distilled guidance embedding at each scale)",
               f"  {'guidance':<14}{'count':>8}{'colours':>9}{'shapes':>8}{'all':>7}"]
     for scale, row in results["guidance"].items():
         lines.append(f"  {scale:<14}{row['count']:>8.1%}{row['colors']:>9.1%}{row['shapes']:>8.1%}{row['all']:>7.1%}")

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
-import time
 from pathlib import Path
 
+from ..reporting import write_json
 from .model import SHIPPED
 from .train import TrainConfig
 
@@ -29,14 +28,14 @@ def run_train(args) -> None:
 
     pipe, record = train_mini_flux(build_mini_pipeline(args.seed), config, args.out, on_eval=report)
     pipe.save_pretrained(args.out)
-    (args.out / "training.json").write_text(json.dumps(record, indent=2))
+    write_json(args.out / "training.json", record)
     (args.out / CHECKPOINT).unlink()
     minutes = record["teacher"]["minutes"] + record.get("distill", {}).get("minutes", 0.0)
     print(f"saved to {args.out} after {minutes:.1f} min of training")
 
 
 def run_bench(args) -> None:
-    from ..cli import print_and_save
+    from ..reporting import print_and_save
     from .benchmark import format_mini_benchmark, run_mini_benchmark
     from .model import load_mini_pipeline
 
@@ -47,12 +46,11 @@ def run_bench(args) -> None:
     print_and_save(format_mini_benchmark(results), results, args.out)
 
 
-def add_commands(subparsers) -> None:
-    train = subparsers.add_parser(
-        "mini-train", help="train the mini FLUX.1-dev from scratch on rendered scenes (CPU, resumable)",
-        description="Rectified-flow training of a small FluxPipeline on procedurally rendered, captioned 32x32 "
-        "scenes: a teacher with caption dropout, then a student with a guidance embedding distilled from "
-        "classifier-free guidance. Checkpoints every 200 steps into --out and resumes from there.")
+def _train_command(train) -> None:
+    train.description = (
+        "Rectified-flow training of a small FluxPipeline on procedurally rendered, captioned 32x32 scenes: a "
+        "teacher with caption dropout, then a student with a guidance embedding distilled from classifier-free "
+        "guidance. Checkpoints every 200 steps into --out and resumes from there.")
     defaults = TrainConfig()
     train.add_argument("--teacher-steps", type=int, default=defaults.teacher_steps,
                        help=f"teacher AdamW steps (default {defaults.teacher_steps})")
@@ -68,9 +66,10 @@ def add_commands(subparsers) -> None:
     train.add_argument("--overwrite", action="store_true", help=f"allow --out to be the shipped model ({SHIPPED})")
     train.set_defaults(run=run_train)
 
-    bench = subparsers.add_parser("mini-bench", help="score the mini FLUX: text to image, reconstruction, editing",
-                                  description="Analogues of the paper's Tables 2, 3, 4 and 6 on held-out scenes with "
-                                  "exact ground truth.")
+
+def _bench_command(bench) -> None:
+    bench.description = ("Analogues of the paper's Tables 2, 3, 4 and 6 on held-out scenes with exact ground "
+                         "truth.")
     bench.add_argument("--model", type=Path, default=SHIPPED, help=f"trained pipeline folder (default {SHIPPED})")
     bench.add_argument("--captions", type=int, default=200, help="held-out captions for text to image (default 200)")
     bench.add_argument("--reconstructions", type=int, default=50, help="held-out images to reconstruct (default 50)")
@@ -78,3 +77,8 @@ def add_commands(subparsers) -> None:
     bench.add_argument("--out", type=Path, default=None, help="write the results JSON here (a new file)")
     bench.add_argument("--overwrite", action="store_true", help="allow --out to replace an existing file")
     bench.set_defaults(run=run_bench)
+
+
+def configure(name: str, parser) -> None:
+    """Arguments of ``mini-train`` or ``mini-bench``."""
+    {"mini-train": _train_command, "mini-bench": _bench_command}[name](parser)

@@ -128,7 +128,7 @@ def evaluate(pipe, transformer, num_captions: int, guidance: float, steps: int =
         uncond = encode(pipe, [""] * num_captions)
         velocity = lambda x, t: cfg_velocity(transformer, x, torch.full((x.shape[0],), float(t)),  # noqa: E731
                                              cond, uncond, img_ids, guidance)
-    x = integrate(velocity, noise, flux_schedule(steps, img_ids.shape[0]), "fireflow").x
+    x = integrate(velocity, noise, flux_schedule(steps, img_ids.shape[0], pipe.scheduler.config), "fireflow").x
     pixels = pipe._unpack_latents(x, SIZE, SIZE, pipe.vae_scale_factor)
     images = ((pipe.vae.decode(pixels, return_dict=False)[0].clamp(-1, 1) + 1) * 127.5).round().byte()
     checks = [check_scene(img.permute(1, 2, 0).numpy(), s) for img, s in zip(images, scenes)]

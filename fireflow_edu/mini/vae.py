@@ -14,25 +14,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.models.autoencoders.vae import DecoderOutput, DiagonalGaussianDistribution
+from diffusers.models.modeling_outputs import AutoencoderKLOutput
 from diffusers.models.modeling_utils import ModelMixin
-
-
-class _Posterior:
-    """A point mass: mode() and sample() are the latent itself."""
-
-    def __init__(self, latent: torch.Tensor):
-        self.latent = latent
-
-    def mode(self) -> torch.Tensor:
-        return self.latent
-
-    def sample(self, generator=None) -> torch.Tensor:
-        return self.latent
-
-
-class _Encoded:
-    def __init__(self, latent: torch.Tensor):
-        self.latent_dist = _Posterior(latent)
 
 
 class PixelShuffleVAE(ModelMixin, ConfigMixin):
@@ -52,8 +36,10 @@ class PixelShuffleVAE(ModelMixin, ConfigMixin):
 
     def encode(self, x: torch.Tensor, return_dict: bool = True):
         latent = F.pixel_unshuffle(x, self.config.factor)
-        return _Encoded(latent) if return_dict else (_Posterior(latent),)
+        # a point mass: deterministic, so mode() and sample() both return the latent exactly
+        posterior = DiagonalGaussianDistribution(torch.cat([latent, torch.zeros_like(latent)], 1), deterministic=True)
+        return AutoencoderKLOutput(latent_dist=posterior) if return_dict else (posterior,)
 
     def decode(self, z: torch.Tensor, return_dict: bool = True, generator=None):
         image = F.pixel_shuffle(z, self.config.factor)
-        return (image,) if not return_dict else type("Decoded", (), {"sample": image})()
+        return DecoderOutput(sample=image) if return_dict else (image,)

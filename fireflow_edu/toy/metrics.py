@@ -1,4 +1,4 @@
-"""Toy-flow metrics: straightness of the learned paths and a sample distance to the target."""
+"""Toy-flow metrics: straightness of the learned paths, a sample distance to the target, precision and recall."""
 
 from __future__ import annotations
 
@@ -47,3 +47,27 @@ def w2_floor(target, n: int, seed: int = 0) -> float:
     """W2 between two fresh independent samples of ``target`` of size ``n``: the finite-sample floor."""
     generator = torch.Generator().manual_seed(seed)
     return w2_distance(target.sample(n, generator, stratified=True), target.sample(n, generator, stratified=True))
+
+
+def precision_recall(generated: torch.Tensor, real: torch.Tensor, k: int = 3) -> dict[str, float]:
+    """k-NN precision and recall of generated samples (Kynkaanniemi et al. 2019), both [n, d].
+
+    Each cloud's manifold is the union of balls around its points with radius the distance to the
+    point's k-th nearest neighbour. Precision: share of generated points inside the real manifold
+    (stray samples between the modes lower it). Recall: share of real points inside the generated
+    manifold (a dropped or thinned mode lowers it). Neighbour search by scikit-learn.
+    """
+    from sklearn.neighbors import NearestNeighbors
+
+    if generated.ndim != 2 or real.ndim != 2 or generated.shape[1] != real.shape[1]:
+        raise ValueError(f"need two point clouds [n, d] of the same d, got {tuple(generated.shape)} and {tuple(real.shape)}")
+    if min(len(generated), len(real)) <= k:
+        raise ValueError(f"need more than k = {k} points in each cloud")
+
+    def coverage(points: np.ndarray, manifold: np.ndarray) -> float:
+        radii = NearestNeighbors(n_neighbors=k + 1).fit(manifold).kneighbors(manifold)[0][:, k]  # [0] is itself
+        distances = NearestNeighbors(radius=radii.max()).fit(manifold).radius_neighbors(points)
+        return float(np.mean([np.any(d <= radii[i]) for d, i in zip(*distances)]))
+
+    generated, real = generated.double().numpy(), real.double().numpy()
+    return {"precision": coverage(generated, real), "recall": coverage(real, generated)}

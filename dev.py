@@ -1,0 +1,87 @@
+#!/usr/bin/env python3
+"""Set up the project's environment when needed, then run the CPU demo or every test.
+
+    python3 dev.py demo [demo options]     # Figure 2 and its table in out/demo (default options)
+    python3 dev.py test [pytest options]   # unit tests and every notebook, in fast mode
+
+Each command creates ``.venv`` beside this file if it is missing, installs ``requirements.txt``
+and the package (editable) into it when either file changed since the last install, and runs in
+it. A second run skips the install. Standard library only: it runs before anything is installed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+STAMP = VENV / "fireflow_edu-installed.sha256"
+MIN_PYTHON = (3, 10)
+COMMANDS = {
+    "demo": ["-m", "fireflow_edu", "demo"],
+    "test": ["-m", "pytest"],
+}
+
+
+def fail(message: str) -> None:
+    print(f"dev.py: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def venv_python() -> Path:
+    return VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+def install_fingerprint() -> str:
+    digest = hashlib.sha256()
+    for name in ("requirements.txt", "pyproject.toml"):
+        digest.update((ROOT / name).read_bytes())
+    return digest.hexdigest()
+
+
+def ensure_environment() -> Path:
+    """The venv's Python, created and brought up to date with requirements.txt and the package."""
+    if not venv_python().exists():
+        print(f"dev.py: creating {VENV}", file=sys.stderr)
+        try:
+            venv.create(VENV, with_pip=True)
+        except Exception as error:  # ensurepip missing (Debian's python3-venv), unwritable folder...
+            fail(f"could not create the virtual environment {VENV}: {error}\n"
+                 "  On Debian/Ubuntu install python3-venv; or make one yourself and run "
+                 "`pip install -r requirements.txt -e .` in it.")
+    python = venv_python()
+    fingerprint = install_fingerprint()
+    if STAMP.exists() and STAMP.read_text() == fingerprint:
+        return python
+    print("dev.py: installing requirements.txt and the package into .venv", file=sys.stderr)
+    install = [str(python), "-m", "pip", "install", "--disable-pip-version-check",
+               "-r", "requirements.txt", "-e", "."]
+    if subprocess.call(install, cwd=ROOT) != 0:
+        fail("installing requirements.txt failed (pip's message is above); fix it and run again.")
+    STAMP.write_text(fingerprint)
+    return python
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in COMMANDS:
+        fail(f"usage: python3 dev.py {{{'|'.join(COMMANDS)}}} [options passed on]")
+    if sys.version_info < MIN_PYTHON:
+        fail(f"Python {'.'.join(map(str, MIN_PYTHON))} or newer is needed; this is "
+             f"{sys.version.split()[0]} ({sys.executable}).")
+    command, rest = argv[0], argv[1:]
+    python = ensure_environment()
+    env = dict(os.environ)
+    if command == "test":
+        env["FIREFLOW_EDU_FAST"] = "1"
+    if command == "demo" and "--out" not in rest:
+        rest = ["--out", "out/demo", *rest]
+    return subprocess.call([str(python), *COMMANDS[command], *rest], cwd=ROOT, env=env)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,30 @@
+"""Where results leave the package: JSON and JSON-lines files, and a command's printed table."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+
+def write_json(path: str | Path, data) -> Path:
+    """``data`` as indented JSON at ``path`` (parent folders created); returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    return path
+
+
+def write_jsonl(path: str | Path, rows: Iterable[dict]) -> Path:
+    """One JSON object per line (``results.jsonl`` of a batch run); returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+def print_and_save(table: str, results: dict, out: str | Path | None) -> None:
+    """Print a command's table and, when ``out`` is given, write its results there as JSON."""
+    print(table)
+    if out:
+        print(f"wrote {write_json(out, results)}")

@@ -1,0 +1,65 @@
+"""dev.py, the README's two set-up-and-run commands: the environment is made once and reinstalled only on change."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+DEV = Path(__file__).resolve().parent.parent / "dev.py"
+
+
+@pytest.fixture
+def dev(tmp_path, monkeypatch):
+    spec = importlib.util.spec_from_file_location("dev", DEV)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    for name in ("requirements.txt", "pyproject.toml"):
+        (tmp_path / name).write_text(f"{name} v1\n")
+    monkeypatch.setattr(module, "ROOT", tmp_path)
+    monkeypatch.setattr(module, "VENV", tmp_path / ".venv")
+    monkeypatch.setattr(module, "STAMP", tmp_path / ".venv" / "stamp")
+    module.calls = []
+
+    def create(path, with_pip):
+        module.venv_python().parent.mkdir(parents=True)
+        module.venv_python().write_text("")
+        module.calls.append("venv")
+
+    def call(command, cwd, env=None):
+        module.calls.append("pip" if "pip" in command else " ".join(command[1:]))
+        return 0
+
+    monkeypatch.setattr(module.venv, "create", create)
+    monkeypatch.setattr(module.subprocess, "call", call)
+    return module
+
+
+def test_first_run_sets_up_later_runs_reuse_until_requirements_change(dev, tmp_path):
+    assert dev.main(["test", "-x"]) == 0
+    assert dev.calls == ["venv", "pip", "-m pytest -x"]
+    dev.calls.clear()
+    assert dev.main(["demo"]) == 0
+    assert dev.calls == ["-m fireflow_edu demo --out out/demo"]  # nothing installed again
+    (tmp_path / "requirements.txt").write_text("requirements.txt v2\n")
+    dev.calls.clear()
+    assert dev.main(["demo", "--fast", "--out", "x"]) == 0
+    assert dev.calls == ["pip", "-m fireflow_edu demo --fast --out x"]
+
+
+def test_bad_usage_and_old_python_are_clear(dev, monkeypatch, capsys):
+    with pytest.raises(SystemExit):
+        dev.main(["deploy"])
+    assert "usage: python3 dev.py {demo|test}" in capsys.readouterr().err
+    monkeypatch.setattr(sys, "version_info", (3, 8, 0))
+    with pytest.raises(SystemExit):
+        dev.main(["test"])
+    assert "Python 3.10 or newer is needed" in capsys.readouterr().err
+
+
+def test_a_failed_install_is_retried_next_time(dev, monkeypatch, capsys):
+    monkeypatch.setattr(dev.subprocess, "call", lambda command, cwd, env=None: 1)
+    with pytest.raises(SystemExit):
+        dev.main(["test"])
+    assert "installing requirements.txt failed" in capsys.readouterr().err
+    assert not dev.STAMP.exists()
