@@ -17,7 +17,7 @@ COMMANDS = {  # name: (module with configure(name, parser), one-line help)
     "reconstruct": ("flux.commands", "invert and regenerate an image; report RMSE, PSNR, SSIM"),
     "bench": ("flux.commands", "edit speed: euler 28+28, rf_solver 15, fireflow 8 and 15"),
     "batch": ("flux.commands", "edit every case of a JSONL file; shards across processes/GPUs"),
-    "mini-train": ("mini.commands", "train the mini FLUX.1-dev from scratch on rendered scenes (CPU, resumable)"),
+    "mini-train": ("mini.commands", "train the mini FLUX from scratch on rendered scenes (CPU)"),
     "mini-bench": ("mini.commands", "score the mini FLUX: text to image, reconstruction, editing"),
     "assignments": ("grading.commands", "generate the student notebooks from the solutions"),
     "grade": ("grading.commands", "grade a folder of submitted notebooks into a CSV"),

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from contextlib import contextmanager
+from importlib import import_module
 from pathlib import Path
 
 import torch
@@ -74,6 +76,21 @@ def missing_weights_message(model: str, error: Exception) -> str:
     )
 
 
+def import_own_components(folder: Path) -> None:
+    """Import the modules of this package that a saved pipeline names as component libraries.
+
+    diffusers loads a component class only from a module already imported (it will not run code because a
+    repository names it); the mini FLUX's ``PixelShuffleVAE`` lives in ``fireflow_edu.mini.vae``, which the
+    lazy command line does not otherwise import. Only ``fireflow_edu`` modules are imported here.
+    """
+    index = folder / "model_index.json"
+    if not index.is_file():
+        return
+    for entry in json.loads(index.read_text()).values():
+        if isinstance(entry, list) and entry and str(entry[0]).split(".")[0] == __package__.split(".")[0]:
+            import_module(entry[0])
+
+
 def load_pipeline(model: str | Path = DEFAULT_MODEL, device: str | torch.device | None = None,
                   dtype: torch.dtype | None = None, offload: bool = False, *, allow_download: bool = False,
                   vae_tiling: bool = False, compile: bool = False):
@@ -98,6 +115,8 @@ def load_pipeline(model: str | Path = DEFAULT_MODEL, device: str | torch.device 
         raise ValueError("offload=True moves components to a CUDA device on demand; it needs device='cuda'")
     local = Path(model).expanduser()
     source = str(local) if local.is_dir() else str(model)
+    if local.is_dir():
+        import_own_components(local)
     try:
         with quiet_loading():
             pipe = flux_pipeline_class().from_pretrained(source, dtype=dtype, local_files_only=not allow_download)

@@ -41,19 +41,16 @@ def word_tokenizer(vocabulary: tuple[str, ...], model_max_length: int):
                                    model_max_length=model_max_length)
 
 
-def build_text_side(vocabulary: tuple[str, ...], dim: int, t5_length: int, clip_length: int = 77) -> dict:
-    """CLIP and T5 text encoders of width ``dim`` with word-level tokenizers over ``vocabulary``.
-
-    ``clip_length`` is CLIP's padded length (77 in FLUX); a shorter one makes every CLIP call cheaper.
-    """
+def build_text_side(vocabulary: tuple[str, ...], dim: int, t5_length: int) -> dict:
+    """CLIP and T5 text encoders of width ``dim`` with word-level tokenizers over ``vocabulary``."""
     from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
 
-    clip_tokenizer, t5_tokenizer = word_tokenizer(vocabulary, clip_length), word_tokenizer(vocabulary, t5_length)
+    clip_tokenizer, t5_tokenizer = word_tokenizer(vocabulary, 77), word_tokenizer(vocabulary, t5_length)
     vocab_size = len(SPECIAL) + len(vocabulary)
     eos = clip_tokenizer.eos_token_id
     text_encoder = CLIPTextModel(CLIPTextConfig(
         vocab_size=vocab_size, hidden_size=dim, intermediate_size=2 * dim, num_hidden_layers=2,
-        num_attention_heads=4, max_position_embeddings=clip_length, projection_dim=dim,
+        num_attention_heads=4, max_position_embeddings=77, projection_dim=dim,
         eos_token_id=eos, bos_token_id=eos, pad_token_id=clip_tokenizer.pad_token_id))
     text_encoder_2 = T5EncoderModel(T5Config(
         vocab_size=vocab_size, d_model=dim, d_kv=dim // 4, d_ff=2 * dim, num_layers=2, num_heads=4,

@@ -1,8 +1,7 @@
 """Scoring the mini FLUX against exact ground truth: analogues of the paper's Tables 2, 3, 4 and 6.
 
-- Text to image (Table 2): images generated from held-out captions at guidance 2, read back
-  by the detector (background, object count, colours, shapes); and the same at each guidance
-  scale, to show what the distilled guidance embedding does.
+- Text to image (Table 2): images generated from held-out captions, read back by the
+  detector (background, object count, colours, shapes).
 - Reconstruction (Table 3): invert held-out renders and regenerate with the same caption;
   PSNR / SSIM / RMSE against the render, solvers at equal NFE.
 - Editing (Tables 4 and 6): ground-truth edit cases of five kinds; background PSNR outside
@@ -26,7 +25,6 @@ from .scenes import EDIT_KINDS, SIZE, make_edit, random_scene
 from .train import EVAL_SEED_OFFSET
 
 GENERATION = (("euler", 20), ("fireflow", 10))
-GUIDANCE_SCALES = (1.0, 1.5, 2.0, 3.0, 4.0)
 RECONSTRUCTION = (("euler", 9), ("rf_solver", 5), ("fireflow", 8), ("euler", 31), ("rf_solver", 15), ("fireflow", 30))
 EDITING = (  # (label, method, steps, inject, strategy): the paper's settings, injection ~1/8 of the steps
     ("euler 28", "euler", 28, 4, "replace_v"),
@@ -43,25 +41,17 @@ def _mean(values) -> float:
     return float(statistics.fmean(values)) if values else float("nan")
 
 
-def text_to_image(pipe, num_captions: int = 200, configs=GENERATION, guidance: float = 2.0,
-                  progress: bool = True) -> dict:
+def text_to_image(pipe, num_captions: int = 200, configs=GENERATION, progress: bool = True) -> dict:
     """Fraction of generated images whose detected content matches the caption, per attribute."""
     results = {}
     scenes = [random_scene(EVAL_SEED_OFFSET + i) for i in range(num_captions)]
     for method, steps in configs:
         checks, nfe = [], 0
         for i, scene in enumerate(tqdm(scenes, desc=f"generate {method} {steps}", disable=not progress)):
-            image, nfe = generate(pipe, scene.caption, SIZE, SIZE, steps=steps, method=method, guidance=guidance,
-                                  seed=i)
+            image, nfe = generate(pipe, scene.caption, SIZE, SIZE, steps=steps, method=method, seed=i)
             checks.append(check_scene(np.asarray(image), scene))
         results[f"{method} {steps}"] = {"nfe": nfe, **{key: _mean([c[key] for c in checks]) for key in checks[0]}}
     return results
-
-
-def guidance_sweep(pipe, scales=GUIDANCE_SCALES, num_captions: int = 200, progress: bool = True) -> dict:
-    """Text-to-image accuracy (FireFlow 10 steps) at each distilled guidance scale: what the embedding learned."""
-    return {str(g): text_to_image(pipe, num_captions, configs=(("fireflow", 10),), guidance=g,
-                                  progress=progress)["fireflow 10"] for g in scales}
 
 
 def reconstruction(pipe, num_images: int = 100, configs=RECONSTRUCTION, progress: bool = True) -> dict:
@@ -71,7 +61,8 @@ def reconstruction(pipe, num_images: int = 100, configs=RECONSTRUCTION, progress
     for method, steps in configs:
         rows = []
         for scene in tqdm(scenes, desc=f"reconstruct {method} {steps}", disable=not progress):
-            out = reconstruct(pipe, scene.render(), scene.caption, steps=steps, method=method, progress=False)
+            out = reconstruct(pipe, scene.render(), scene.caption, steps=steps, method=method,
+                              progress=False)
             rows.append((out.nfe, out.metrics["psnr"], out.metrics["ssim"], out.metrics["rmse_255"]))
         finite_psnr = [min(r[1], 100.0) for r in rows]  # identical images (inf dB) count as 100 dB
         results[f"{method} {steps}"] = {"nfe": rows[0][0], "psnr": _mean(finite_psnr),
@@ -100,7 +91,8 @@ def editing(pipe, num_cases: int = 200, configs=EDITING, progress: bool = True) 
         scores, nfe = [], 0
         for case in tqdm(cases, desc=f"edit {label}", disable=not progress):
             out = edit(pipe, case.source.render(), case.source.caption, case.target.caption, steps=steps,
-                       inject=inject, method=method, strategy=strategy, progress=False)
+                       inject=inject, method=method, strategy=strategy,
+                       progress=False)
             nfe = out.nfe
             scores.append((case.kind, score_edit(case, np.asarray(out.image))))
         row = {"nfe": nfe, **{key: _mean([s[key] for _, s in scores]) for key in scores[0][1]}}
@@ -112,7 +104,6 @@ def editing(pipe, num_cases: int = 200, configs=EDITING, progress: bool = True) 
 def run_mini_benchmark(pipe, num_captions: int = 200, num_reconstructions: int = 100, num_edits: int = 200,
                        progress: bool = True) -> dict:
     return {"text_to_image": text_to_image(pipe, num_captions, progress=progress),
-            "guidance": guidance_sweep(pipe, num_captions=num_captions, progress=progress),
             "reconstruction": reconstruction(pipe, num_reconstructions, progress=progress),
             "editing": editing(pipe, num_edits, progress=progress),
             "counts": {"captions": num_captions, "reconstructions": num_reconstructions, "edits": num_edits}}
@@ -125,10 +116,6 @@ def format_mini_benchmark(results: dict) -> str:
     for label, row in results["text_to_image"].items():
         lines.append(f"  {label:<14}{row['nfe']:>5}{row['background']:>9.1%}{row['count']:>8.1%}"
                      f"{row['colors']:>9.1%}{row['shapes']:>8.1%}{row['all']:>7.1%}")
-    lines += ["\nGuidance (FireFlow 10 steps; the distilled guidance embedding at each scale)",
-              f"  {'guidance':<14}{'count':>8}{'colours':>9}{'shapes':>8}{'all':>7}"]
-    for scale, row in results["guidance"].items():
-        lines.append(f"  {scale:<14}{row['count']:>8.1%}{row['colors']:>9.1%}{row['shapes']:>8.1%}{row['all']:>7.1%}")
     lines += [f"\nReconstruction ({counts['reconstructions']} held-out renders; inversion + regeneration)",
               f"  {'solver':<14}{'NFE':>5}{'PSNR':>8}{'SSIM':>8}{'RMSE':>8}"]
     for label, row in results["reconstruction"].items():

@@ -1,11 +1,11 @@
-"""The mini FLUX.1-dev: a genuine diffusers FluxPipeline small enough to train on a laptop CPU.
+"""The mini FLUX: a genuine diffusers FluxPipeline small enough to train on a laptop CPU.
 
-FluxTransformer2DModel (2 double-stream + 4 single-stream blocks, 4 heads x 32) with a
-guidance embedding distilled from classifier-free guidance, as in FLUX.1-dev
-(:mod:`fireflow_edu.mini.train`), CLIP and T5 text encoders of width 64 with word-level
-tokenizers over the scene grammar, and :class:`~fireflow_edu.mini.vae.PixelShuffleVAE` in
-place of the VAE: a 32x32 image becomes 64 tokens of 48 values (4x4 RGB patches). Call it
-exactly like FLUX.1-dev: ``edit(pipe, image, source, target)``, ``generate(..., guidance=2)``.
+FluxTransformer2DModel (2 double-stream + 4 single-stream blocks, 4 heads x 32),
+CLIP and T5 text encoders of width 64 with word-level tokenizers over the scene
+grammar, and :class:`~fireflow_edu.mini.vae.PixelShuffleVAE` in place of the VAE:
+a 32x32 image becomes 64 tokens of 48 values (4x4 RGB patches). No guidance
+embedding (like FLUX.1-schnell): the default ``guidance="auto"`` of ``edit``, ``generate``
+and the CLI resolves to none for it.
 """
 
 from __future__ import annotations
@@ -24,24 +24,18 @@ MAX_WORDS = 16  # the longest caption has 13 words + [EOS]
 
 
 def build_mini_pipeline(seed: int = 0):
-    """A freshly initialised mini FLUX teacher (no guidance embedding yet; fp32, CPU), seeded.
-
-    The transformer starts with adaLN-Zero (each block the identity); the guidance embedding
-    is added by distillation (:func:`fireflow_edu.mini.train.student_from`).
-    """
+    """A freshly initialised mini FLUX pipeline (fp32, CPU), seeded."""
     from diffusers import FluxTransformer2DModel
 
     from ..flux.loading import flux_pipeline_class
-    from .train import adaln_zero_
 
     torch.manual_seed(seed)
-    text_side = build_text_side(VOCABULARY, TEXT_DIM, t5_length=MAX_WORDS, clip_length=MAX_WORDS)
+    text_side = build_text_side(VOCABULARY, TEXT_DIM, t5_length=MAX_WORDS)
     vae = PixelShuffleVAE(factor=2)
     transformer = FluxTransformer2DModel(
         patch_size=1, in_channels=4 * vae.config.latent_channels, num_layers=2, num_single_layers=4,
         attention_head_dim=32, num_attention_heads=4, joint_attention_dim=TEXT_DIM,
         pooled_projection_dim=TEXT_DIM, guidance_embeds=False, axes_dims_rope=(8, 12, 12))
-    adaln_zero_(transformer)
     return flux_pipeline_class()(scheduler=flux_scheduler(), vae=vae, transformer=transformer, **text_side)
 
 
