@@ -1,4 +1,4 @@
-"""Command line of fireflow_edu: start with `python -m fireflow_edu demo --out DIR`; each command has --help.
+"""Command line of fireflow_edu: start with "python -m fireflow_edu demo --out DIR"; each command has --help.
 
 Commands are registered lazily: the parser names every command, but only the chosen one's module (and
 its heavy dependencies: diffusers, matplotlib, nbformat) is imported, so --help and the demo start at once.

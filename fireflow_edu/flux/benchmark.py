@@ -17,8 +17,8 @@ import torch
 from tqdm.auto import tqdm
 
 from ..schedules import flux_schedule
-from .attention import AttentionFeatures, feature_processors, resolve_blocks
 from ..timing import Clock
+from .attention import AttentionFeatures, feature_processors, resolve_blocks
 from .editing import solve_pass
 from .velocity import PromptEmbedding
 
