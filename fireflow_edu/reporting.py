@@ -1,8 +1,9 @@
-"""Where results leave the package: JSON and JSON-lines files, and a command's printed table."""
+"""Where results leave the package: JSON and JSON-lines files, a command's printed table, its progress bars."""
 
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -28,3 +29,8 @@ def print_and_save(table: str, results: dict, out: str | Path | None) -> None:
     print(table)
     if out:
         print(f"wrote {write_json(out, results)}")
+
+
+def terminal_progress() -> bool:
+    """Whether a command shows progress bars: only for a person at a terminal, not in a log or a pipe."""
+    return sys.stderr.isatty()

@@ -133,4 +133,5 @@ def test_the_shipped_mini_flux_runs_from_the_command_line_with_default_arguments
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     assert "torchvision" not in run.stderr and "Expected types" not in run.stderr and "Loading" not in run.stderr
+    assert "fireflow:" not in run.stderr  # no progress bars in a log
     assert json.loads((tmp_path / "r" / "reconstruction.json").read_text())["metrics"]["psnr"] > 30

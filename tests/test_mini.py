@@ -8,7 +8,6 @@ import torch
 from diffusers import FluxPipeline
 
 from fireflow_edu.flux import edit, reconstruct
-from fireflow_edu.flux.images import encode_image
 from fireflow_edu.mini.benchmark import edit_cases, score_edit
 from fireflow_edu.mini.detect import check_scene, detect
 from fireflow_edu.mini.model import SHIPPED, build_mini_pipeline, load_mini_pipeline

@@ -8,7 +8,7 @@ import resource
 import sys
 from pathlib import Path
 
-from ..reporting import write_json
+from ..reporting import terminal_progress, write_json
 from ..solvers import SOLVERS
 from .attention import STRATEGY_TERMS
 from .images import load_image
@@ -93,7 +93,7 @@ def run_edit(args) -> None:
     pipe = _pipeline(args)
     result = edit(pipe, image, args.source_prompt, args.target_prompt, steps=args.steps,
                   inject=args.inject, guidance=args.guidance, method=args.method, strategy=args.strategy,
-                  blocks=args.blocks, cache_device="cpu" if args.cache_on_cpu else None)
+                  blocks=args.blocks, cache_device="cpu" if args.cache_on_cpu else None, progress=terminal_progress())
     _write(args, "edited", result, pipe)
 
 
@@ -103,7 +103,7 @@ def run_reconstruct(args) -> None:
     image = _checked_image(args, "reconstruction")
     pipe = _pipeline(args)
     result = reconstruct(pipe, image, args.prompt, steps=args.steps, method=args.method,
-                         guidance=args.guidance)
+                         guidance=args.guidance, progress=terminal_progress())
     _write(args, "reconstruction", result, pipe)
 
 
@@ -126,7 +126,8 @@ def run_bench(args) -> None:
         transformer = _pipeline(args).transformer
     if args.compile:
         transformer.compile(fullgraph=False)
-    results = run_benchmark(transformer, sizes=args.sizes, repeats=args.repeats, text_tokens=args.text_tokens)
+    results = run_benchmark(transformer, sizes=args.sizes, repeats=args.repeats, text_tokens=args.text_tokens,
+                            progress=terminal_progress())
     results["random_weights"] = bool(args.random_weights or args.tiny)
     results["compiled"] = bool(args.compile)
     print_and_save(format_benchmark(results), results, args.out)

@@ -34,14 +34,14 @@ def run_train(args) -> None:
 
 
 def run_bench(args) -> None:
-    from ..reporting import print_and_save
+    from ..reporting import print_and_save, terminal_progress
     from .benchmark import format_mini_benchmark, run_mini_benchmark
     from .model import load_mini_pipeline
 
     if args.out is not None and args.out.exists() and not args.overwrite:
         raise ValueError(f"--out {args.out} exists; pass --overwrite to replace it")
     pipe = load_mini_pipeline(args.model)
-    results = run_mini_benchmark(pipe, args.captions, args.reconstructions, args.edits)
+    results = run_mini_benchmark(pipe, args.captions, args.reconstructions, args.edits, terminal_progress())
     print_and_save(format_mini_benchmark(results), results, args.out)
 
 
