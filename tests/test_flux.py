@@ -9,7 +9,7 @@ from diffusers.models.transformers.transformer_flux import FluxAttnProcessor
 
 from fireflow_edu.analysis import fit_slope
 from fireflow_edu.flux import edit, editing, invert, load_pipeline, reconstruct, tiny_pipeline
-from fireflow_edu.flux.attention import AttentionFeatures, FeatureAttnProcessor, feature_processors
+from fireflow_edu.flux.attention import FeatureAttnProcessor
 from fireflow_edu.flux.images import crop_to_multiple, latent_image_ids, to_pixels
 from fireflow_edu.flux.metrics import lpips_distance, masked_psnr, psnr, rmse_255, ssim
 from fireflow_edu.flux.velocity import FluxVelocity, encode_prompt
@@ -114,13 +114,27 @@ def test_injection_changes_output_only_when_enabled(pipe, image):
 @pytest.mark.parametrize("method,expected", [("fireflow", {(0, "mid"), (1, "mid")}),
                                              ("euler", {(0, "start"), (1, "start")})])
 def test_features_live_only_on_the_chosen_blocks_and_intervals(pipe, image, method, expected):
-    features = AttentionFeatures("replace_v", inject=2, blocks=[1])
-    with feature_processors(pipe.transformer, features):
-        inverted = invert(pipe, image, SOURCE, steps=5, method=method, progress=False, features=features)
+    inverted = invert(pipe, image, SOURCE, steps=5, method=method, inject=2, blocks=[1], progress=False)
+    features = inverted.features
     assert {(interval, stage) for interval, stage, _ in features.stored} == expected
     assert {block for *_, block in features.stored} == {1}
     assert all(set(f) == {"v"} for f in features.stored.values())
     assert inverted.nfe == (6 if method == "fireflow" else 5)
+
+
+def test_invert_once_edit_many_equals_fresh_edits_at_9_plus_9k_nfe(pipe, image, monkeypatch):
+    calls = []
+    forward = pipe.transformer.forward
+    monkeypatch.setattr(pipe.transformer, "forward", lambda *a, **k: calls.append(1) or forward(*a, **k))
+    inversion = invert(pipe, image, SOURCE, steps=8, inject=1, progress=False)
+    targets = [TARGET, "a painting of a cat on a wall"]
+    edits = [editing.edit_inversion(pipe, inversion, target, progress=False) for target in targets]
+    assert len(calls) == 9 + 9 * len(targets)
+    assert all(e.nfe_denoising == 9 and e.nfe == 18 and e.injections == 3 for e in edits)
+    for target, shared in zip(targets, edits):
+        fresh = edit(pipe, image, SOURCE, target, steps=8, inject=1, progress=False)
+        assert np.array_equal(np.asarray(fresh.image), np.asarray(shared.image))
+        assert fresh.settings == shared.settings and fresh.injections == shared.injections
 
 
 def test_injection_count_and_block_choice(pipe, image):

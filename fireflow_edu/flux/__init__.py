@@ -7,10 +7,11 @@ random-weight FLUX offline so every line runs on a CPU. Names resolve on first u
 
 from ..lazy import lazy_exports
 
-__all__ = ["EditResult", "InversionResult", "edit", "generate", "invert", "load_pipeline", "lpips_distance", "psnr",
-           "reconstruct", "reconstruction_metrics", "rmse_255", "ssim", "tiny_pipeline"]
+__all__ = ["EditResult", "InversionResult", "edit", "edit_inversion", "generate", "invert", "load_pipeline",
+           "lpips_distance", "psnr", "reconstruct", "reconstruction_metrics", "rmse_255", "ssim", "tiny_pipeline"]
 __getattr__ = lazy_exports(__name__, {
-    **{name: "editing" for name in ("EditResult", "InversionResult", "edit", "generate", "invert", "reconstruct")},
+    **{name: "editing" for name in ("EditResult", "InversionResult", "edit", "edit_inversion", "generate", "invert",
+                                           "reconstruct")},
     **{name: "metrics" for name in ("lpips_distance", "psnr", "reconstruction_metrics", "rmse_255", "ssim")},
     "load_pipeline": "loading",
     "tiny_pipeline": "tiny",

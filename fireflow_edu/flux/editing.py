@@ -37,7 +37,11 @@ from .velocity import FluxVelocity, Guidance, encode_prompt, per_step_guidance, 
 
 @dataclass
 class InversionResult:
-    """The inverted noise latents [1, L, C] of a cropped source image, and what it cost."""
+    """The inverted noise latents [1, L, C] of a cropped source image, what it cost, and how it was made.
+
+    ``features`` holds the attention features stored on the way (when ``invert`` was asked to keep them),
+    so :func:`edit_inversion` can edit towards any number of target prompts without inverting again.
+    """
 
     noise: torch.Tensor
     latents: torch.Tensor
@@ -45,6 +49,9 @@ class InversionResult:
     timesteps: torch.Tensor
     nfe: int
     seconds: dict[str, float]
+    method: str = "fireflow"
+    settings: dict = field(default_factory=dict)
+    features: AttentionFeatures | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -85,7 +92,8 @@ def _prepare(pipe, image, clock: Clock):
 
 
 def invert(pipe, image, prompt: str, steps: int = 8, method: str = "fireflow", guidance: Guidance = "auto", *,
-           progress: bool = True, features: AttentionFeatures | None = None) -> InversionResult:
+           inject: int = 0, strategy: str = "replace_v", blocks: Iterable[int] | None = None,
+           cache_device: str | None = None, progress: bool = True) -> InversionResult:
     """Map ``image`` to FLUX noise latents by integrating the ODE from t = 0 to t = 1.
 
     Args:
@@ -96,14 +104,26 @@ def invert(pipe, image, prompt: str, steps: int = 8, method: str = "fireflow", g
         method: any name in :data:`fireflow_edu.solvers.SOLVERS`.
         guidance: FLUX guidance scale (a number, or one per step); "auto": 1.0 (faithful inversion) for
             a guidance-distilled model, none for one without a guidance embedding.
-        features: stores attention features on the intervals it covers (used by :func:`edit`).
+        inject: store the attention features of the ``inject`` steps nearest the noise for later edits
+            (``strategy``, ``blocks`` and ``cache_device`` as in :func:`edit`); 0 stores nothing.
+
+    Inverting once and calling :func:`edit_inversion` for each target prompt costs 9 + 9k NFE for k
+    targets with 8 FireFlow steps, instead of 18k.
     """
-    _check_steps(steps)
+    _check_steps(steps, inject)
     get_solver(method)
+    parse_strategy(strategy)
     guidance = _resolved(pipe, guidance, 1.0, steps)
+    chosen = resolve_blocks(pipe.transformer, blocks)
+    features = AttentionFeatures(strategy, inject, chosen, cache_device) if inject > 0 else None
     clock = Clock(pipe._execution_device)
     pixels, latents = _prepare(pipe, image, clock)
-    return _invert_latents(pipe, pixels, latents, prompt, steps, method, guidance, features, progress, clock)
+    with feature_processors(pipe.transformer, features) if features is not None else nullcontext():
+        inversion = _invert_latents(pipe, pixels, latents, prompt, steps, method, guidance, features, progress, clock)
+    inversion.settings = {"source_prompt": prompt, "steps": steps, "inject": inject, "inversion_guidance": guidance,
+                          "method": method, "strategy": strategy, "blocks": list(chosen)}
+    inversion.features = features
+    return inversion
 
 
 def solve_pass(transformer, x: torch.Tensor, embedding, img_ids: torch.Tensor, timesteps: torch.Tensor,
@@ -125,7 +145,7 @@ def _invert_latents(pipe, pixels, latents, prompt, steps, method, guidance, feat
     with clock.phase("invert"):
         result = solve_pass(pipe.transformer, latents, embedding, latent_image_ids(pipe, height, width),
                             sampling.flip(0), method, guidance, features, progress)
-    return InversionResult(result.x, latents, pixels, sampling, result.nfe, clock.seconds)
+    return InversionResult(result.x, latents, pixels, sampling, result.nfe, dict(clock.seconds), method)
 
 
 def _denoise(pipe, inversion: InversionResult, prompt, method, guidance, features, progress, clock):
@@ -140,9 +160,8 @@ def _denoise(pipe, inversion: InversionResult, prompt, method, guidance, feature
     return result, pixels
 
 
-def _result(inversion, denoised, pixels, clock, settings, features=None, with_metrics=False) -> EditResult:
-    seconds = dict(clock.seconds)
-    seconds["total"] = sum(seconds.values())
+def _result(inversion, denoised, pixels, seconds, settings, features=None, with_metrics=False) -> EditResult:
+    seconds = {**seconds, "total": sum(seconds.values())}
     metrics = {}
     if with_metrics:
         # latent_rmse isolates the solver's round-trip error from the VAE's own encode/decode loss
@@ -197,7 +216,7 @@ def reconstruct(pipe, image, prompt: str = "", steps: int = 8, method: str = "fi
     inversion = _invert_latents(pipe, pixels, latents, prompt, steps, method, guidance, None, progress, clock)
     denoised, out = _denoise(pipe, inversion, prompt, method, guidance, None, progress, clock)
     settings = {"prompt": prompt, "steps": steps, "method": method, "guidance": guidance}
-    return _result(inversion, denoised, out, clock, settings, with_metrics=True)
+    return _result(inversion, denoised, out, clock.seconds, settings, with_metrics=True)
 
 
 def edit(pipe, image, source_prompt: str, target_prompt: str, steps: int = 8, inject: int = 1,
@@ -216,23 +235,32 @@ def edit(pipe, image, source_prompt: str, target_prompt: str, steps: int = 8, in
         inversion_guidance: guidance while inverting the source ("auto": 1.0, as the reference code).
         cache_device: keep stored features there (e.g. "cpu") instead of beside the activations.
 
-    Returns an :class:`EditResult`; ``nfe`` is 18 for the default 8-step FireFlow edit.
+    Returns an :class:`EditResult`; ``nfe`` is 18 for the default 8-step FireFlow edit. The same as
+    :func:`invert` with ``inject`` followed by :func:`edit_inversion`, which is cheaper for several targets.
     """
     _check_steps(steps, inject)
-    get_solver(method)
-    parse_strategy(strategy)
+    _resolved(pipe, guidance, 2.0, steps)  # before the inversion: a bad target guidance fails at once
+    inversion = invert(pipe, image, source_prompt, steps, method, inversion_guidance, inject=inject,
+                       strategy=strategy, blocks=blocks, cache_device=cache_device, progress=progress)
+    return edit_inversion(pipe, inversion, target_prompt, guidance, progress=progress)
+
+
+def edit_inversion(pipe, inversion: InversionResult, target_prompt: str, guidance: Guidance = "auto", *,
+                   progress: bool = True) -> EditResult:
+    """Denoise an :func:`invert` result towards ``target_prompt``, injecting the features it stored.
+
+    Same solver and steps as the inversion; ``guidance`` as in :func:`edit`. The result's ``nfe`` counts the
+    shared inversion once per edit, as a fresh :func:`edit` would; ``nfe_denoising`` is this edit's own cost.
+    """
+    steps = len(inversion.timesteps) - 1
     guidance = _resolved(pipe, guidance, 2.0, steps)
-    inversion_guidance = _resolved(pipe, inversion_guidance, 1.0, steps)
-    chosen = resolve_blocks(pipe.transformer, blocks)
-    features = AttentionFeatures(strategy, inject, chosen, cache_device) if inject > 0 else None
+    features = inversion.features
     clock = Clock(pipe._execution_device)
-    pixels, latents = _prepare(pipe, image, clock)
-    context = feature_processors(pipe.transformer, features) if features is not None else nullcontext()
-    with context:
-        inversion = _invert_latents(pipe, pixels, latents, source_prompt, steps, method, inversion_guidance,
-                                    features, progress, clock)
-        denoised, out = _denoise(pipe, inversion, target_prompt, method, guidance, features, progress, clock)
-    settings = {"source_prompt": source_prompt, "target_prompt": target_prompt, "steps": steps, "inject": inject,
-                "guidance": guidance, "inversion_guidance": inversion_guidance, "method": method,
-                "strategy": strategy, "blocks": list(chosen)}
-    return _result(inversion, denoised, out, clock, settings, features)
+    with feature_processors(pipe.transformer, features) if features is not None else nullcontext():
+        if features is not None:
+            features.injections = 0
+        denoised, out = _denoise(pipe, inversion, target_prompt, inversion.method, guidance, features, progress, clock)
+    seconds = {phase: inversion.seconds.get(phase, 0.0) + clock.seconds.get(phase, 0.0)
+               for phase in {**inversion.seconds, **clock.seconds}}
+    settings = {**inversion.settings, "target_prompt": target_prompt, "guidance": guidance}
+    return _result(inversion, denoised, out, seconds, settings, features)
