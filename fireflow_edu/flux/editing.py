@@ -73,8 +73,9 @@ class EditResult:
 def _resolved(pipe, guidance: Guidance, default: float, steps: int):
     """``guidance`` checked against the transformer and the step count before any work; "auto" resolved."""
     embedded = pipe.transformer.config.guidance_embeds
-    per_step_guidance(guidance, steps, embedded, default)  # raises on a bad value or a wrong-length list
-    return resolve_guidance(guidance, embedded, default)
+    resolved = resolve_guidance(guidance, embedded, default)
+    per_step_guidance(resolved, steps, embedded)  # a per-step list must have one value per step
+    return resolved
 
 
 def _check_steps(steps: int, inject: int = 0) -> None:
