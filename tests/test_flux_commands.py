@@ -120,10 +120,10 @@ def test_the_shipped_mini_flux_runs_from_the_command_line_with_default_arguments
     from fireflow_edu.mini.model import SHIPPED
     from fireflow_edu.mini.scenes import make_edit
 
-    case = make_edit(5, "change_color")
+    case = make_edit(5, "change_color")  # by name (mini) and by folder, as a copy of it would be given
     Image.fromarray(case.source.render()).save(tmp_path / "scene.png")
     assert main(["edit", "--image", str(tmp_path / "scene.png"), "--source-prompt", case.source.caption,
-                 "--target-prompt", case.target.caption, "--model", str(SHIPPED), "--out", str(tmp_path / "e")]) == 0
+                 "--target-prompt", case.target.caption, "--model", "mini", "--out", str(tmp_path / "e")]) == 0
     report = json.loads((tmp_path / "e" / "edited.json").read_text())
     # no guidance embedding (schnell-like): "auto" guidance means none, both ways
     assert report["nfe"] == 18 and report["settings"]["guidance"] is None and report["settings"]["inversion_guidance"] is None

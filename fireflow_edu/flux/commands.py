@@ -57,9 +57,12 @@ def _pipeline(args):
 
     if args.tiny:
         print("note: --tiny is a random-weight FLUX: its images are noise. It checks the code path, not results; "
-              "for trained results on a CPU use --model data/mini_flux", file=sys.stderr)
+              "for trained results on a CPU use --model mini", file=sys.stderr)
         return tiny_pipeline()
-    return load_pipeline(args.model, offload=args.offload, allow_download=args.allow_download,
+    model = args.model
+    if model == "mini":
+        from ..mini.model import SHIPPED as model
+    return load_pipeline(model, offload=args.offload, allow_download=args.allow_download,
                          vae_tiling=args.vae_tiling, compile=args.compile)
 
 
@@ -145,7 +148,8 @@ def run_batch(args) -> None:
 def _model_options(parser) -> None:
     group = parser.add_argument_group("model")
     group.add_argument("--model", default=DEFAULT_MODEL,
-                       help=f"Hugging Face repo id (from the local cache) or local directory (default {DEFAULT_MODEL})")
+                       help=f"Hugging Face repo id (from the local cache), local directory, or mini for the trained mini "
+                       f"FLUX shipped in the package (CPU) (default {DEFAULT_MODEL})")
     group.add_argument("--tiny", action="store_true", help="use the tiny random-weight FLUX (CPU, no weights needed)")
     group.add_argument("--offload", action="store_true", help="model CPU offload: fits a ~24 GB GPU, slower")
     group.add_argument("--allow-download", action="store_true",

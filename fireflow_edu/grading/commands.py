@@ -11,9 +11,10 @@ from .student import SOLUTIONS, STUDENT, build
 def run_assignments(args) -> None:
     stale = build(check=args.check, solutions=args.solutions, student=args.student)
     if args.check and stale:
-        raise ValueError("student notebooks out of date: " + ", ".join(str(p) for p in stale)
+        raise ValueError("assignment notebooks out of date: " + ", ".join(str(p) for p in stale)
                          + "; run `python -m fireflow_edu assignments`")
-    print("student notebooks up to date" if args.check else f"wrote {len(stale)} student notebook(s) into {args.student}")
+    print("assignment notebooks up to date" if args.check else
+          "".join(f"wrote {path}\n" for path in stale) + f"{len(stale)} notebook(s) updated")
 
 
 def run_grade(args) -> None:
@@ -24,8 +25,9 @@ def run_grade(args) -> None:
 
 
 def _assignments_command(assignments) -> None:
-    assignments.description = ("Strip the marked solutions from notebooks/assignments/solutions into "
-                               "notebooks/assignments/student.")
+    assignments.description = ("Give the solution notebooks the nbgrader cell metadata their markers imply and "
+                               "strip the marked solutions into the student copies (both shipped in the package; "
+                               "--student DIR writes the student copies elsewhere, e.g. for a class).")
     assignments.add_argument("--check", action="store_true", help="only verify the student copies are up to date")
     assignments.add_argument("--solutions", type=Path, default=SOLUTIONS, help="solution notebooks folder")
     assignments.add_argument("--student", type=Path, default=STUDENT, help="student notebooks folder")

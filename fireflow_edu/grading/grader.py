@@ -13,7 +13,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -23,9 +22,7 @@ from pathlib import Path
 import nbformat
 
 from ..reporting import write_json
-from .student import SOLUTIONS
-
-CHECK = re.compile(r"^# CHECK (?P<exercise>Exercise [^\n:]+)")
+from .student import CHECK, SOLUTIONS
 
 
 def check_cells(notebook) -> list:

@@ -11,19 +11,28 @@ The student version keeps everything else and replaces each marked block with
 ``raise NotImplementedError("Exercise A.1: the Euler update")`` at the same
 indentation. ``python -m fireflow_edu assignments`` regenerates the student copies;
 ``--check`` fails if any is out of date.
+
+The same markers give nbgrader's cell metadata, so a course on JupyterHub can use
+``nbgrader generate_assignment`` and ``nbgrader autograde`` on the solution notebooks:
+a cell with a solution block is a solution cell (grade id ``solution_a1``), and each
+``# CHECK Exercise A.1`` cell is a locked test cell worth one point (``check_a1``),
+scored as the package's own ``grade`` scores it: it passes when it runs without error.
 """
 
 from __future__ import annotations
 
 import re
+from importlib.resources import files
 from pathlib import Path
 
 import nbformat
 
-ASSIGNMENTS = Path(__file__).resolve().parents[2] / "notebooks" / "assignments"
+ASSIGNMENTS = Path(str(files("fireflow_edu.grading") / "assignments"))  # package data
 SOLUTIONS, STUDENT = ASSIGNMENTS / "solutions", ASSIGNMENTS / "student"
 BEGIN = re.compile(r"^(?P<indent>[ \t]*)### BEGIN SOLUTION (?P<label>.+?)\s*$")
 END = re.compile(r"^[ \t]*### END SOLUTION\s*$")
+CHECK = re.compile(r"^# CHECK (?P<exercise>Exercise [^\n:]+)")
+NBGRADER_SCHEMA = 3
 
 
 def strip_solutions(source: str) -> str:
@@ -47,6 +56,37 @@ def strip_solutions(source: str) -> str:
     return "\n".join(out)
 
 
+def exercise_id(label: str) -> str:
+    """"Exercise A.1: the Euler update" -> "a1", usable in an nbgrader grade id."""
+    return re.sub(r"[^a-z0-9]", "", label.split(":")[0].removeprefix("Exercise").lower())
+
+
+def nbgrader_metadata(cell) -> dict | None:
+    """nbgrader's metadata for a cell, from its markers: None for a cell nbgrader leaves alone."""
+    if cell.cell_type != "code":
+        return None
+    labels = [BEGIN.match(line)["label"] for line in cell.source.splitlines() if BEGIN.match(line)]
+    check = CHECK.match(cell.source)
+    if labels:
+        return {"grade": False, "grade_id": "solution_" + "_".join(exercise_id(label) for label in labels),
+                "locked": False, "schema_version": NBGRADER_SCHEMA, "solution": True, "task": False}
+    if check:
+        return {"grade": True, "grade_id": "check_" + exercise_id(check["exercise"]), "locked": True, "points": 1,
+                "schema_version": NBGRADER_SCHEMA, "solution": False, "task": False}
+    return None
+
+
+def with_nbgrader_metadata(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """A copy of ``notebook`` whose cells carry exactly the nbgrader metadata their markers imply."""
+    notebook = nbformat.from_dict(notebook)
+    for cell in notebook.cells:
+        cell.metadata.pop("nbgrader", None)
+        metadata = nbgrader_metadata(cell)
+        if metadata is not None:
+            cell.metadata["nbgrader"] = metadata
+    return notebook
+
+
 def student_notebook(solution: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """A copy of ``solution`` with solutions stripped and outputs cleared."""
     notebook = nbformat.from_dict(solution)
@@ -57,16 +97,24 @@ def student_notebook(solution: nbformat.NotebookNode) -> nbformat.NotebookNode:
     return notebook
 
 
+def _cells(notebook) -> list:
+    return [(c.source, c.metadata.get("nbgrader")) for c in notebook.cells]
+
+
 def build(check: bool = False, solutions: Path = SOLUTIONS, student: Path = STUDENT) -> list[Path]:
-    """Write (or with ``check``, compare) the student copy of every solution notebook; returns stale paths."""
+    """Give every solution notebook its nbgrader metadata and write its student copy (with ``check``,
+    only compare); returns the stale paths."""
     stale = []
-    for path in sorted(solutions.glob("*.ipynb")):
-        expected = student_notebook(nbformat.read(path, as_version=4))
-        target = student / path.name
-        current = nbformat.read(target, as_version=4) if target.exists() else None
-        if current is None or [c.source for c in current.cells] != [c.source for c in expected.cells]:
-            stale.append(target)
-            if not check:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                nbformat.write(expected, target)
+    for path in sorted(Path(solutions).glob("*.ipynb")):
+        solution = nbformat.read(path, as_version=4)
+        annotated = with_nbgrader_metadata(solution)
+        targets = [(path, solution, annotated), (Path(student) / path.name, None, student_notebook(annotated))]
+        for target, current, expected in targets:
+            if current is None and target.exists():
+                current = nbformat.read(target, as_version=4)
+            if current is None or _cells(current) != _cells(expected):
+                stale.append(target)
+                if not check:
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    nbformat.write(expected, target)
     return stale

@@ -10,6 +10,7 @@ and the CLI resolves to none for it.
 
 from __future__ import annotations
 
+from importlib.resources import files
 from pathlib import Path
 
 import torch
@@ -18,7 +19,8 @@ from ..flux.tiny import build_text_side, flux_scheduler
 from .scenes import VOCABULARY
 from .vae import PixelShuffleVAE
 
-SHIPPED = Path(__file__).resolve().parents[2] / "data" / "mini_flux"
+# package data, so a wheel install finds it too (files() is a real folder for any non-zip install)
+SHIPPED = Path(str(files("fireflow_edu.mini") / "pretrained"))
 TEXT_DIM = 64
 MAX_WORDS = 16  # the longest caption has 13 words + [EOS]
 
@@ -40,7 +42,7 @@ def build_mini_pipeline(seed: int = 0):
 
 
 def load_mini_pipeline(path: str | Path = SHIPPED):
-    """The trained mini FLUX shipped in ``data/mini_flux`` (or another ``save_pretrained`` folder)."""
+    """The trained mini FLUX shipped inside the package (or another ``save_pretrained`` folder)."""
     from ..flux.loading import load_pipeline
 
     return load_pipeline(path, device="cpu", dtype=torch.float32)
