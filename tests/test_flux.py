@@ -122,17 +122,25 @@ def test_features_live_only_on_the_chosen_blocks_and_intervals(pipe, image, meth
     assert inverted.nfe == (6 if method == "fireflow" else 5)
 
 
-def test_invert_once_edit_many_equals_fresh_edits_at_9_plus_9k_nfe(pipe, image, monkeypatch):
+def test_invert_once_edit_many_equals_fresh_edits_at_9_plus_9k_nfe(pipe, image, monkeypatch, tmp_path):
     calls = []
     forward = pipe.transformer.forward
     monkeypatch.setattr(pipe.transformer, "forward", lambda *a, **k: calls.append(1) or forward(*a, **k))
-    inversion = invert(pipe, image, SOURCE, steps=8, inject=1, progress=False)
+    kept = invert(pipe, image, SOURCE, steps=8, inject=1, cache_device="cpu", progress=False)
+    kept.save(tmp_path / "inversion.pt")
+    inversion = editing.InversionResult.load(tmp_path / "inversion.pt")
+    assert len(calls) == 9 and inversion.settings == kept.settings and inversion.nbytes == kept.nbytes
+    # the latents, the pixels and, per block, the V of the one call FireFlow makes in the interval nearest
+    # the noise (its midpoint; the start velocity there is the reused one)
+    v = [t for feats in kept.features.stored.values() for t in feats.values()]
+    assert len(v) == pipe.transformer.config.num_single_layers
+    assert kept.features.nbytes == sum(t.numel() * 4 for t in v) and kept.nbytes > kept.features.nbytes
     targets = [TARGET, "a painting of a cat on a wall"]
     edits = [editing.edit_inversion(pipe, inversion, target, progress=False) for target in targets]
     assert len(calls) == 9 + 9 * len(targets)
     assert all(e.nfe_denoising == 9 and e.nfe == 18 and e.injections == 3 for e in edits)
     for target, shared in zip(targets, edits):
-        fresh = edit(pipe, image, SOURCE, target, steps=8, inject=1, progress=False)
+        fresh = edit(pipe, image, SOURCE, target, steps=8, inject=1, cache_device="cpu", progress=False)
         assert np.array_equal(np.asarray(fresh.image), np.asarray(shared.image))
         assert fresh.settings == shared.settings and fresh.injections == shared.injections
 

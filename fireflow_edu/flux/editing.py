@@ -41,6 +41,7 @@ class InversionResult:
 
     ``features`` holds the attention features stored on the way (when ``invert`` was asked to keep them),
     so :func:`edit_inversion` can edit towards any number of target prompts without inverting again.
+    :meth:`save` and :meth:`load` keep it across sessions; :attr:`nbytes` is what keeping it costs.
     """
 
     noise: torch.Tensor
@@ -49,9 +50,38 @@ class InversionResult:
     timesteps: torch.Tensor
     nfe: int
     seconds: dict[str, float]
-    method: str = "fireflow"
     settings: dict = field(default_factory=dict)
     features: AttentionFeatures | None = field(default=None, repr=False)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the latents, the source pixels and the stored attention features."""
+        tensors = (self.noise, self.latents, self.timesteps)
+        return (sum(t.numel() * t.element_size() for t in tensors) + self.source.nbytes
+                + (self.features.nbytes if self.features is not None else 0))
+
+    def save(self, path) -> None:
+        """Write everything :func:`edit_inversion` needs to one ``torch.save`` file (tensors moved to the CPU)."""
+        stored = self.features.stored if self.features is not None else None
+        torch.save({"noise": self.noise.cpu(), "latents": self.latents.cpu(), "source": torch.from_numpy(self.source),
+                    "timesteps": self.timesteps.cpu(), "nfe": self.nfe, "seconds": self.seconds,
+                    "settings": self.settings, "cache_device": self.features.storage_device if stored is not None else None,
+                    "stored": {key: {n: t.cpu() for n, t in feats.items()} for key, feats in stored.items()}
+                    if stored is not None else None}, path)
+
+    @classmethod
+    def load(cls, path, device: str | torch.device = "cpu") -> InversionResult:
+        """Read a :meth:`save` file; latents go to ``device``, stored features to the cache device they had."""
+        data = torch.load(path, map_location="cpu", weights_only=True)
+        features = None
+        if data["stored"] is not None:
+            settings = data["settings"]
+            cache_device = data["cache_device"]
+            features = AttentionFeatures(settings["strategy"], settings["inject"], settings["blocks"], cache_device)
+            features.stored = {key: {n: t.to(cache_device or device) for n, t in feats.items()}
+                               for key, feats in data["stored"].items()}
+        return cls(data["noise"].to(device), data["latents"].to(device), data["source"].numpy(),
+                   data["timesteps"], data["nfe"], data["seconds"], data["settings"], features)
 
 
 @dataclass
@@ -146,7 +176,7 @@ def _invert_latents(pipe, pixels, latents, prompt, steps, method, guidance, feat
     with clock.phase("invert"):
         result = solve_pass(pipe.transformer, latents, embedding, latent_image_ids(pipe, height, width),
                             sampling.flip(0), method, guidance, features, progress)
-    return InversionResult(result.x, latents, pixels, sampling, result.nfe, dict(clock.seconds), method)
+    return InversionResult(result.x, latents, pixels, sampling, result.nfe, dict(clock.seconds))
 
 
 def _denoise(pipe, inversion: InversionResult, prompt, method, guidance, features, progress, clock):
@@ -260,7 +290,8 @@ def edit_inversion(pipe, inversion: InversionResult, target_prompt: str, guidanc
     with feature_processors(pipe.transformer, features) if features is not None else nullcontext():
         if features is not None:
             features.injections = 0
-        denoised, out = _denoise(pipe, inversion, target_prompt, inversion.method, guidance, features, progress, clock)
+        denoised, out = _denoise(pipe, inversion, target_prompt, inversion.settings["method"], guidance, features,
+                                 progress, clock)
     seconds = {phase: inversion.seconds.get(phase, 0.0) + clock.seconds.get(phase, 0.0)
                for phase in {**inversion.seconds, **clock.seconds}}
     settings = {**inversion.settings, "target_prompt": target_prompt, "guidance": guidance}
