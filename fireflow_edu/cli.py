@@ -17,8 +17,10 @@ COMMANDS = {  # name: (module with configure(name, parser), one-line help)
     "reconstruct": ("flux.commands", "invert and regenerate an image; report RMSE, PSNR, SSIM"),
     "bench": ("flux.commands", "edit speed: euler 28+28, rf_solver 15, fireflow 8 and 15"),
     "batch": ("flux.commands", "edit every case of a JSONL file; shards across processes/GPUs"),
+    "piebench": ("flux.commands", "PIE-Bench with the published protocol: per-type table of the paper's metrics"),
     "mini-train": ("mini.commands", "train the mini FLUX from scratch on rendered scenes (CPU)"),
     "mini-bench": ("mini.commands", "score the mini FLUX: text to image, reconstruction, editing"),
+    "mini-piebench": ("mini.commands", "write a mini PIE-Bench (PIE-Bench's format) from the mini FLUX's scenes"),
     "assignments": ("grading.commands", "generate the student notebooks from the solutions"),
     "grade": ("grading.commands", "grade a folder of submitted notebooks into a CSV"),
 }

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import nbformat
+
 from fireflow_edu.cli import main
 from fireflow_edu.grading.student import SOLUTIONS, nbgrader_metadata
 

@@ -145,6 +145,24 @@ def run_batch(args) -> None:
         print(json.dumps(summary, indent=2))
 
 
+def run_piebench(args) -> None:
+    from .piebench import format_piebench, read_piebench, run_piebench
+    from .piebench_metrics import PieBenchScorer
+
+    read_piebench(args.data)  # a wrong folder is reported before any model loads
+    if args.out.exists() and not args.out.is_dir():
+        raise ValueError(f"--out {args.out} is a file; give a folder (it holds the edited images, cases/, summary.json)")
+    if args.out.resolve() == args.data.resolve():
+        raise ValueError("--out must differ from --data: the edited images would replace the sources")
+    summary = run_piebench(args.data, args.out, lambda: _pipeline(args),
+                           lambda: PieBenchScorer(clip=args.clip, dino=args.dino), progress=terminal_progress(),
+                           steps=args.steps, inject=args.inject, guidance=args.guidance, method=args.method,
+                           strategy=args.strategy)
+    if summary is not None:
+        print(format_piebench(summary))
+        print(f"wrote {args.out / 'summary.json'}")
+
+
 def _model_options(parser) -> None:
     group = parser.add_argument_group("model")
     group.add_argument("--model", default=DEFAULT_MODEL,
@@ -223,7 +241,24 @@ def _batch_command(batch) -> None:
     batch.set_defaults(run=run_batch)
 
 
+def _piebench_command(piebench) -> None:
+    piebench.description = ("PIE-Bench with PnPInversion's protocol: edits every case of a PIE-Bench folder "
+                            "(mapping_file.json + annotation_images/), scores it with the reference's metrics and "
+                            "prints the per-type table. Resumable: cases already in OUT/cases are skipped. Run "
+                            "under `accelerate launch -m fireflow_edu piebench ...` to shard.")
+    piebench.add_argument("--data", type=Path, required=True, help="PIE-Bench folder")
+    piebench.add_argument("--out", type=Path, required=True, help="output folder")
+    piebench.add_argument("--clip", type=Path, default=None,
+                          help="local CLIP ViT-L/14 folder (default: the Hugging Face cache)")
+    piebench.add_argument("--dino", type=Path, default=None,
+                          help="local facebookresearch/dino clone (default: torch hub's cache)")
+    _solver_options(piebench, "2")
+    _edit_options(piebench)
+    _model_options(piebench)
+    piebench.set_defaults(run=run_piebench)
+
+
 def configure(name: str, parser) -> None:
-    """Arguments of the FLUX command ``name`` (edit, reconstruct, bench or batch)."""
+    """Arguments of the FLUX command ``name`` (edit, reconstruct, bench, batch or piebench)."""
     {"edit": _edit_command, "reconstruct": _reconstruct_command, "bench": _bench_command,
-     "batch": _batch_command}[name](parser)
+     "batch": _batch_command, "piebench": _piebench_command}[name](parser)

@@ -65,7 +65,8 @@ class InversionResult:
         stored = self.features.stored if self.features is not None else None
         torch.save({"noise": self.noise.cpu(), "latents": self.latents.cpu(), "source": torch.from_numpy(self.source),
                     "timesteps": self.timesteps.cpu(), "nfe": self.nfe, "seconds": self.seconds,
-                    "settings": self.settings, "cache_device": self.features.storage_device if stored is not None else None,
+                    "settings": self.settings,
+                    "cache_device": self.features.storage_device if stored is not None else None,
                     "stored": {key: {n: t.cpu() for n, t in feats.items()} for key, feats in stored.items()}
                     if stored is not None else None}, path)
 

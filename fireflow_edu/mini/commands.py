@@ -42,6 +42,17 @@ def run_bench(args) -> None:
     print_and_save(format_mini_benchmark(results), results, args.out)
 
 
+def run_piebench(args) -> None:
+    from .piebench import write_mini_piebench
+
+    if (args.out / "mapping_file.json").exists() and not args.overwrite:
+        raise ValueError(f"{args.out} already holds a PIE-Bench; pass --overwrite to write it again")
+    if args.out.exists() and not args.out.is_dir():
+        raise ValueError(f"--out {args.out} is a file; give a folder")
+    count = write_mini_piebench(args.out, args.per_kind)
+    print(f"wrote {count} cases into {args.out}")
+
+
 def _train_command(train) -> None:
     train.description = ("Rectified-flow training of a small FluxPipeline on procedurally rendered, captioned "
                          "32x32 scenes; saves it with save_pretrained.")
@@ -66,6 +77,17 @@ def _bench_command(bench) -> None:
     bench.set_defaults(run=run_bench)
 
 
+def _piebench_command(piebench) -> None:
+    piebench.description = ("Held-out scenes of the mini FLUX's world as a PIE-Bench folder (mapping_file.json with "
+                            "bracketed prompts and run-length masks, annotation_images/): run it with "
+                            "`python -m fireflow_edu piebench --data DIR --model mini --out OUT`.")
+    piebench.add_argument("--out", type=Path, default=Path("out/mini_piebench"),
+                          help="folder to write (default out/mini_piebench)")
+    piebench.add_argument("--per-kind", type=int, default=10, help="cases per edit kind (default 10; 5 kinds)")
+    piebench.add_argument("--overwrite", action="store_true", help="allow --out to hold a PIE-Bench already")
+    piebench.set_defaults(run=run_piebench)
+
+
 def configure(name: str, parser) -> None:
-    """Arguments of ``mini-train`` or ``mini-bench``."""
-    {"mini-train": _train_command, "mini-bench": _bench_command}[name](parser)
+    """Arguments of ``mini-train``, ``mini-bench`` or ``mini-piebench``."""
+    {"mini-train": _train_command, "mini-bench": _bench_command, "mini-piebench": _piebench_command}[name](parser)

@@ -1,0 +1,204 @@
+"""PIE-Bench (Ju et al. 2024) run the way the published numbers were made: PnPInversion's ``evaluate.py``.
+
+A PIE-Bench folder holds ``mapping_file.json`` and ``annotation_images/``. Each entry of the mapping has
+``image_path`` (under annotation_images), ``original_prompt`` and ``editing_prompt`` with the edited words in
+``[brackets]`` (the reference removes the brackets before use, and so do we), ``editing_instruction``,
+``editing_type_id`` ("0" to "9", :data:`EDITING_TYPES`), ``blended_word`` and ``mask``: (start, length) runs
+over the row-major flattened image marking the region to edit. After decoding, the reference sets the mask's
+one-pixel border to 1 "to avoid annotation errors in boundary"; :func:`decode_mask` does the same.
+
+:func:`run_piebench` edits every case with one configuration, shards the cases across accelerate processes,
+writes the edited images in the reference's layout (``OUT/annotation_images/<image_path>``, so its own
+``evaluate.py`` can read them too) and one JSON per case (``OUT/cases/<key>.json``: metrics, NFE, seconds).
+A rerun skips the cases already done; a case that fails is reported in ``OUT/errors.jsonl`` and skipped.
+:func:`summarize` gives the per-type table in the paper's column order.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..reporting import write_json
+
+EDITING_TYPES = {"0": "random", "1": "change object", "2": "add object", "3": "delete object",
+                 "4": "change content", "5": "change pose", "6": "change color", "7": "change material",
+                 "8": "change background", "9": "change style"}
+REQUIRED = ("image_path", "original_prompt", "editing_prompt", "editing_type_id", "mask")
+# (metric, scale, heading): the column order and units of the paper's Table 4 (and PnPInversion's tables)
+COLUMNS = (("structure_distance", 1e3, "structure x1e3"), ("psnr_unedit", 1, "PSNR"),
+           ("lpips_unedit", 1e3, "LPIPS x1e3"), ("mse_unedit", 1e4, "MSE x1e4"), ("ssim_unedit", 1e2, "SSIM x1e2"),
+           ("clip_whole", 1, "CLIP whole"), ("clip_edited", 1, "CLIP edited"), ("nfe", 1, "NFE"),
+           ("seconds", 1, "seconds"))
+
+
+@dataclass(frozen=True)
+class PieBenchCase:
+    """One PIE-Bench entry, prompts without brackets."""
+
+    key: str
+    image_path: str
+    image: Path
+    source_prompt: str
+    target_prompt: str
+    editing_type: str
+    instruction: str
+    blended_word: str
+    encoded_mask: tuple[int, ...]
+
+    def mask(self, shape: tuple[int, int]) -> np.ndarray:
+        return decode_mask(self.encoded_mask, shape)
+
+
+def strip_brackets(prompt: str) -> str:
+    """"a [red] cat" -> "a red cat", as the reference does (brackets removed, spaces kept)."""
+    return prompt.replace("[", "").replace("]", "")
+
+
+def decode_mask(encoded, shape: tuple[int, int] = (512, 512)) -> np.ndarray:
+    """[H, W] float mask, 1 on the region to edit, from (start, length) runs over the flattened image.
+
+    A run that passes the end is cut there; the border rows and columns are then set to 1 (the reference's rule).
+    """
+    if len(encoded) % 2:
+        raise ValueError(f"a PIE-Bench mask is (start, length) pairs; got an odd count ({len(encoded)})")
+    length = shape[0] * shape[1]
+    mask = np.zeros(length)
+    for start, run in zip(encoded[0::2], encoded[1::2]):
+        mask[start:start + max(0, min(run, length - start))] = 1
+    mask = mask.reshape(shape)
+    mask[0, :] = mask[-1, :] = mask[:, 0] = mask[:, -1] = 1
+    return mask
+
+
+def encode_mask(mask: np.ndarray) -> list[int]:
+    """The (start, length) runs of a boolean [H, W] mask, flattened row-major: :func:`decode_mask`'s input."""
+    flat = np.concatenate([[0], np.asarray(mask, dtype=np.int8).ravel(), [0]])
+    edges = np.flatnonzero(np.diff(flat))
+    return [int(v) for start, stop in zip(edges[0::2], edges[1::2]) for v in (start, stop - start)]
+
+
+def read_piebench(folder: Path) -> list[PieBenchCase]:
+    """The cases of a PIE-Bench folder, checked: every field present, every image on disk, known types."""
+    folder = Path(folder)
+    mapping = folder / "mapping_file.json"
+    if not mapping.exists():
+        raise FileNotFoundError(f"{mapping} not found: a PIE-Bench folder holds mapping_file.json and "
+                                "annotation_images/")
+    cases = []
+    for key, entry in json.loads(mapping.read_text()).items():
+        missing = [name for name in REQUIRED if name not in entry]
+        if missing:
+            raise ValueError(f"{mapping}: case {key} lacks {', '.join(missing)}")
+        if entry["editing_type_id"] not in EDITING_TYPES:
+            raise ValueError(f"{mapping}: case {key} has editing_type_id {entry['editing_type_id']!r}; "
+                             f"known: {', '.join(EDITING_TYPES)}")
+        image = folder / "annotation_images" / entry["image_path"]
+        if not image.exists():
+            raise FileNotFoundError(f"{mapping}: case {key} names {image}, which is not there")
+        cases.append(PieBenchCase(key, entry["image_path"], image, strip_brackets(entry["original_prompt"]),
+                                  strip_brackets(entry["editing_prompt"]), entry["editing_type_id"],
+                                  entry.get("editing_instruction", ""), entry.get("blended_word", ""),
+                                  tuple(entry["mask"])))
+    if not cases:
+        raise ValueError(f"{mapping} holds no cases")
+    return cases
+
+
+def edit_piebench_case(pipe, case: PieBenchCase, scorer, out: Path, **settings) -> dict:
+    """Edit one case, save the image in the reference's layout and score it against the source."""
+    from PIL import Image
+
+    from .editing import edit
+    from .images import size_multiple
+
+    source = np.asarray(Image.open(case.image).convert("RGB"))
+    multiple = size_multiple(pipe)
+    if source.shape[0] % multiple or source.shape[1] % multiple:
+        raise ValueError(f"{case.image} is {source.shape[1]}x{source.shape[0]}; PIE-Bench images are 512x512 "
+                         f"(any multiple of {multiple} works, nothing is cropped)")
+    result = edit(pipe, source, case.source_prompt, case.target_prompt, progress=False, **settings)
+    edited = np.asarray(result.image)
+    target = out / "annotation_images" / case.image_path
+    target.parent.mkdir(parents=True, exist_ok=True)
+    result.image.save(target)
+    row = {"key": case.key, "editing_type": case.editing_type, "nfe": result.nfe,
+           "seconds": result.seconds["total"], **scorer.score(source, edited, case.mask(source.shape[:2]),
+                                                               case.target_prompt)}
+    write_json(out / "cases" / f"{case.key}.json", row)
+    return row
+
+
+def run_piebench(data: Path, out: Path, make_pipeline: Callable, make_scorer: Callable, progress: bool = False,
+                 **settings) -> dict | None:
+    """Edit and score every case not yet done, sharded over the accelerate processes.
+
+    Returns the summary (:func:`summarize`, also written to ``OUT/summary.json``) on the main process, else None.
+    """
+    import torch
+    from accelerate import PartialState
+    from tqdm.auto import tqdm
+
+    from ..reporting import write_jsonl
+
+    cases = read_piebench(data)
+    out = Path(out)
+    todo = [case for case in cases if not (out / "cases" / f"{case.key}.json").exists()]
+    pipe, scorer = make_pipeline(), make_scorer()
+    state = PartialState(cpu=not torch.cuda.is_available())
+    if state.device.type == "cuda":
+        pipe.to(state.device)
+    errors = []
+    with state.split_between_processes(todo) as mine:
+        for case in tqdm(mine, desc="PIE-Bench", disable=not progress):
+            try:
+                edit_piebench_case(pipe, case, scorer, out, **settings)
+            except (ValueError, OSError) as error:  # one bad case must not stop the others: it is reported
+                errors.append({"key": case.key, "error": f"{type(error).__name__}: {error}"})
+    write_jsonl(out / f"errors.rank{state.process_index}.jsonl", errors)
+    state.wait_for_everyone()
+    if not state.is_main_process:
+        return None
+    failed = [json.loads(line) for rank in range(state.num_processes)
+              for line in (out / f"errors.rank{rank}.jsonl").read_text().splitlines()]
+    write_jsonl(out / "errors.jsonl", failed)
+    rows = [json.loads(path.read_text()) for case in cases if (path := out / "cases" / f"{case.key}.json").exists()]
+    summary = {**summarize(rows), "failed": [row["key"] for row in failed], "absent": scorer.absent,
+               "settings": settings, "processes": state.num_processes}
+    write_json(out / "summary.json", summary)
+    return summary
+
+
+def summarize(rows: list[dict]) -> dict:
+    """Mean of each metric per editing type and over all cases, scaled as the paper prints them.
+
+    Metrics that are absent (None) everywhere stay None; a mean skips the cases where the reference gives
+    "nan" (a mask covering the whole image or nothing).
+    """
+    def means(group):
+        values = {}
+        for metric, scale, _ in COLUMNS:
+            present = [row[metric] for row in group if row.get(metric) is not None]
+            values[metric] = statistics.fmean(present) * scale if present else None
+        return {"cases": len(group), **values}
+
+    types = sorted({row["editing_type"] for row in rows}, key=int)
+    return {"by_type": {t: means([r for r in rows if r["editing_type"] == t]) for t in types},
+            "all": means(rows) if rows else {"cases": 0}}
+
+
+def format_piebench(summary: dict) -> str:
+    """The per-type table as text, one row per editing type and one for all cases."""
+    head = f"{'editing type':<18} {'cases':>5} " + " ".join(f"{title:>14}" for _, _, title in COLUMNS)
+    lines = [head]
+    for name, row in [*((EDITING_TYPES[t], r) for t, r in summary["by_type"].items()), ("all", summary["all"])]:
+        cells = " ".join(f"{'absent':>14}" if row.get(m) is None else f"{row[m]:>14.2f}" for m, _, _ in COLUMNS)
+        lines.append(f"{name:<18} {row['cases']:>5} {cells}")
+    if summary.get("failed"):
+        lines.append(f"failed cases (see errors.jsonl): {', '.join(summary['failed'])}")
+    return "\n".join(lines)

@@ -1,0 +1,141 @@
+"""PIE-Bench harness: mask decoding and region metrics against hand-computed values, absent weights reported
+absent, and the command on the mini PIE-Bench (per-type table, resume, a broken case skipped)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from fireflow_edu.cli import main
+from fireflow_edu.flux import piebench
+from fireflow_edu.flux.piebench import decode_mask, encode_mask, read_piebench, strip_brackets, summarize
+from fireflow_edu.flux.piebench_metrics import PieBenchScorer, keys_self_similarity, region_metrics
+from fireflow_edu.mini.piebench import bracketed, write_mini_piebench
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_decode_mask_runs_clipping_and_the_forced_border():
+    # 4 x 5 image: the run (6, 3) covers row 1, columns 1-3; (18, 10) runs past the end and is cut at 20
+    expected = np.array([[1, 1, 1, 1, 1],
+                         [1, 1, 1, 1, 1],
+                         [1, 0, 0, 0, 1],
+                         [1, 1, 1, 1, 1]], dtype=float)
+    assert np.array_equal(decode_mask([6, 3, 18, 10], (4, 5)), expected)
+    inner = np.zeros((4, 5))
+    inner[1, 1:4] = 1  # interior only, so the border rule does not hide a wrong run
+    assert np.array_equal(decode_mask([6, 3], (4, 5))[1:-1, 1:-1], inner[1:-1, 1:-1])
+    assert np.array_equal(decode_mask([], (3, 3)), np.pad(np.zeros((1, 1)), 1, constant_values=1))
+    with pytest.raises(ValueError, match="odd count"):
+        decode_mask([1, 2, 3], (4, 5))
+
+
+def test_encode_mask_is_decode_masks_inverse():
+    mask = np.zeros((6, 7), dtype=bool)
+    mask[1, 2:6] = mask[2, 0] = mask[4, 3:] = True
+    assert encode_mask(mask) == [9, 4, 14, 1, 31, 4]
+    assert np.array_equal(decode_mask(encode_mask(mask), (6, 7))[1:-1, 1:-1], mask[1:-1, 1:-1])
+
+
+def test_prompts_lose_their_brackets_and_the_mini_captions_gain_them():
+    assert strip_brackets("a [red] cat sitting on [the] mat") == "a red cat sitting on the mat"
+    assert bracketed("a red star on a pink background", "a blue star on a pink background") == (
+        "a [red] star on a pink background", "a [blue] star on a pink background")
+
+
+def test_region_metrics_match_hand_values():
+    source = np.zeros((16, 16, 3), dtype=np.uint8)
+    mask = np.zeros((16, 16))
+    mask[4:8, 4:12] = 1  # 32 of 256 pixels may change
+    inside = source.copy()
+    inside[4:8, 4:12] = 255
+    row = region_metrics(source, inside, mask)  # a change only inside the mask is invisible to them
+    assert row["mse_unedit"] == 0 and row["ssim_unedit"] == pytest.approx(1.0) and math.isinf(row["psnr_unedit"])
+    everywhere = np.full_like(source, 51)  # 0.2 everywhere: squared error 0.04 on the 224 kept pixels
+    row = region_metrics(source, everywhere, mask)
+    mse = 0.04 * 224 / 256  # averaged over the whole image, zeroed region included, as the reference does
+    assert row["mse_unedit"] == pytest.approx(mse, rel=1e-5)
+    assert row["psnr_unedit"] == pytest.approx(10 * math.log10(1 / mse), rel=1e-5)
+    assert row["ssim_unedit"] < 0.9
+    assert region_metrics(source, everywhere, np.ones((16, 16))) == {
+        "psnr_unedit": None, "mse_unedit": None, "ssim_unedit": None}
+
+
+def test_structure_distance_self_similarity_by_hand():
+    keys = torch.tensor([[1.0, 0.0], [0.0, 2.0], [3.0, 3.0]])
+    s = 1 / math.sqrt(2)
+    assert torch.allclose(keys_self_similarity(keys), torch.tensor([[1, 0, s], [0, 1, s], [s, s, 1]]))
+
+
+def test_metrics_without_weights_are_absent_never_zero(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    with pytest.warns(UserWarning, match="reported absent") as caught:
+        scorer = PieBenchScorer(clip=tmp_path / "no-clip", dino=tmp_path / "no-dino")
+    message = str(caught[0].message)
+    assert "no-clip not found" in message and "dino_vitbase8_pretrain.pth" in message and "lpips_unedit" in message
+    assert set(scorer.absent) == {"lpips_unedit", "clip_whole", "clip_edited", "structure_distance"}
+    image = np.zeros((16, 16, 3), dtype=np.uint8)
+    row = scorer.score(image, image, np.zeros((16, 16)), "a cat")
+    assert all(row[name] is None for name in scorer.absent) and row["mse_unedit"] == 0
+
+
+def test_summary_scales_like_the_paper_and_skips_nan_cases():
+    rows = [{"editing_type": "1", "psnr_unedit": 20.0, "mse_unedit": 0.002, "structure_distance": None, "nfe": 18,
+             "seconds": 1.0},
+            {"editing_type": "1", "psnr_unedit": None, "mse_unedit": 0.004, "structure_distance": None, "nfe": 18,
+             "seconds": 3.0},
+            {"editing_type": "6", "psnr_unedit": 30.0, "mse_unedit": 0.001, "structure_distance": None, "nfe": 18,
+             "seconds": 2.0}]
+    summary = summarize(rows)
+    assert summary["by_type"]["1"]["psnr_unedit"] == 20.0 and summary["by_type"]["1"]["mse_unedit"] == pytest.approx(30)
+    assert summary["all"]["psnr_unedit"] == 25.0 and summary["all"]["structure_distance"] is None
+    assert summary["all"]["cases"] == 3 and summary["all"]["seconds"] == 2.0
+
+
+def test_the_shipped_mini_piebench_is_current(tmp_path):
+    count = write_mini_piebench(tmp_path, per_kind=10)
+    shipped = ROOT / "data" / "mini_piebench"
+    assert count == 50
+    mapping = json.loads((shipped / "mapping_file.json").read_text())
+    assert mapping == json.loads((tmp_path / "mapping_file.json").read_text())
+    cases = read_piebench(shipped)
+    assert {c.editing_type for c in cases} == {"1", "2", "3", "6", "8"}
+    assert all("[" not in c.source_prompt + c.target_prompt for c in cases)
+
+
+def test_piebench_command_on_the_mini_benchmark_resumes_and_skips_a_broken_case(tmp_path, capsys, monkeypatch):
+    data, out = tmp_path / "pie", tmp_path / "run"
+    write_mini_piebench(data, per_kind=2)
+    broken = read_piebench(data)[0]
+    broken.image.write_text("not an image")
+    args = ["piebench", "--data", str(data), "--model", "mini", "--out", str(out)]
+    assert main(args) == 0
+    table = capsys.readouterr().out
+    assert "change background" in table and "absent" in table
+    assert f"failed cases (see errors.jsonl): {broken.key}" in table
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["all"]["cases"] == 9 and summary["failed"] == [broken.key]
+    assert summary["all"]["nfe"] == 18 and summary["all"]["clip_whole"] is None
+    assert summary["by_type"]["6"]["psnr_unedit"] > 25 and summary["by_type"]["6"]["ssim_unedit"] > 90
+    edited = [p.relative_to(out) for p in (out / "annotation_images").rglob("*.png")]
+    assert len(edited) == 9 and all(p.parts[0] == "annotation_images" for p in edited)
+
+    called = []
+
+    def still_broken(pipe, case, *args, **kwargs):
+        called.append(case.key)
+        raise ValueError("still broken")
+
+    monkeypatch.setattr(piebench, "edit_piebench_case", still_broken)
+    assert main(args) == 0 and called == [broken.key]  # a resumed run retries only the case that failed
+    assert json.loads((out / "summary.json").read_text())["all"]["cases"] == 9
+
+
+def test_piebench_command_checks_its_folders_first(tmp_path, capsys):
+    assert main(["piebench", "--data", str(tmp_path), "--model", "mini", "--out", str(tmp_path / "o")]) == 2
+    assert "mapping_file.json not found" in capsys.readouterr().err
