@@ -24,7 +24,4 @@ __all__ = ["SOLVERS", "expected_nfe", "flux_schedule", "integrate", "solve", "un
 __getattr__ = lazy_exports(__name__, {
     **{name: "solvers" for name in ("SOLVERS", "expected_nfe", "integrate", "solve")},
     **{name: "schedules" for name in ("flux_schedule", "uniform")},
-    # diffusers resolves a saved pipeline component by looking its class up on the top-level package
-    # ("fireflow_edu", "PixelShuffleVAE" in model_index.json).
-    "PixelShuffleVAE": "mini.vae",
 })
