@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import csv
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +19,11 @@ WRONG_EULER = "def euler_step(v, x, t, h, cache):\n    return x - h * v(x, t)"  
 
 
 def nbgrader(course: Path, *args: str) -> None:
-    subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course, check=True, capture_output=True)
+    # nbgrader runs its gradebook migrations with the `alembic` command: found on PATH, as in an activated venv
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    result = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course, env=env, capture_output=True,
+                            text=True)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
 
 def submission(release, solution, replace: dict) -> nbformat.NotebookNode:
