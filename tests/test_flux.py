@@ -197,7 +197,9 @@ def test_processors_restored_after_success_and_after_an_exception(pipe, image, m
     def failing_decode(*args):
         raise RuntimeError("decoder failed")
 
-    monkeypatch.setattr(editing, "decode_latents", failing_decode)  # fails after inversion and denoising
+    from fireflow_edu.flux.adapter import FluxAdapter
+
+    monkeypatch.setattr(FluxAdapter, "decode", failing_decode)  # fails after inversion and denoising
     with pytest.raises(RuntimeError, match="decoder failed"):
         edit(pipe, image, SOURCE, TARGET, steps=2, progress=False)
     after = pipe.transformer.attn_processors

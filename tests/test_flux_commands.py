@@ -18,7 +18,7 @@ def test_edit_command_writes_image_and_report(tmp_path):
     report = json.loads((out / "edited.json").read_text())
     assert report["nfe"] == 18 and report["nfe_inversion"] == 9
     assert report["settings"]["blocks"] == [0, 1] and report["settings"]["guidance"][0] == 1.0
-    assert report["model"].startswith("tiny (random weights")
+    assert report["model"].startswith("tiny FLUX (random weights")
     assert Image.open(out / "edited.png").size == Image.open(out / "source.png").size == (448, 288)
 
 

@@ -16,7 +16,7 @@ PACKAGE = Path(fireflow_edu.__file__).parent
 LAYERS = (  # bottom to top; the longest matching prefix decides a module's layer
     ("solvers", "schedules", "fields", "config", "reporting", "timing", "lazy"),
     ("analysis", "plots", "toy"),
-    ("flux", "mini", "grading"),
+    ("adapters", "flux", "sd3", "mini", "grading"),
     ("toy.commands", "flux.commands", "mini.commands", "grading.commands", "cli", "__main__"),
 )
 HEAVY = ("torch", "diffusers", "transformers", "accelerate", "matplotlib", "scipy", "nbformat", "PIL")

@@ -95,6 +95,8 @@ class AttentionFeatures:
         for term in self.terms:
             name = term[-1]
             stored = source[name].to(feats[name].device, feats[name].dtype)
+            if stored.shape[0] != feats[name].shape[0]:  # one stored row serves both classifier-free branches
+                stored = stored.expand_as(feats[name])
             feats[name] = stored if term == "replace_v" else feats[name] + stored
         return feats["q"], feats["k"], feats["v"]
 
@@ -137,14 +139,17 @@ def resolve_blocks(transformer, blocks: Iterable[int] | range | None) -> tuple[i
 
 
 @contextmanager
-def feature_processors(transformer, features: AttentionFeatures):
-    """Install :class:`FeatureAttnProcessor` on the chosen single-stream blocks; always restore the originals."""
+def installed_processors(transformer, replacements: dict):
+    """Install ``replacements`` (processor name: processor) for a block; always restore the originals."""
     originals = dict(transformer.attn_processors)
-    patched = dict(originals)
-    for block in features.blocks:
-        patched[f"single_transformer_blocks.{block}.attn.processor"] = FeatureAttnProcessor(block, features)
-    transformer.set_attn_processor(patched)  # consumes the dict it is given
+    transformer.set_attn_processor({**originals, **replacements})  # consumes the dict it is given
     try:
-        yield features
+        yield
     finally:
         transformer.set_attn_processor(dict(originals))
+
+
+def feature_processors(transformer, features: AttentionFeatures):
+    """Install :class:`FeatureAttnProcessor` on the chosen single-stream blocks, for the block only."""
+    return installed_processors(transformer, {f"single_transformer_blocks.{block}.attn.processor":
+                                              FeatureAttnProcessor(block, features) for block in features.blocks})

@@ -22,9 +22,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..adapters import model_adapter
 from ..reporting import write_json, write_jsonl
 from .editing import edit
-from .images import crop_to_multiple, load_image, size_multiple, to_pixels
+from .images import crop_to_multiple, load_image, to_pixels
 from .metrics import masked_psnr, psnr, rmse_255, ssim
 
 REQUIRED_KEYS = ("image", "source_prompt", "target_prompt")
@@ -62,7 +63,7 @@ def edit_case(pipe, case: dict, base: Path, **settings) -> dict:
     row = {"id": case["id"], "nfe": result.nfe, "seconds": result.seconds["total"],
            "psnr": psnr(source, edited), "ssim": ssim(source, edited), "rmse_255": rmse_255(source, edited)}
     if "mask" in case:
-        mask = crop_to_multiple(to_pixels(_resolve(case["mask"], base)), size_multiple(pipe))[..., 0] > 127
+        mask = crop_to_multiple(to_pixels(_resolve(case["mask"], base)), model_adapter(pipe).size_multiple)[..., 0] > 127
         row["background_psnr"] = masked_psnr(source, edited, mask)
     return row
 

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from ..schedules import flux_schedule
 from ..timing import Clock
 from .attention import AttentionFeatures, feature_processors, resolve_blocks
-from .editing import solve_pass
+from .velocity import solve_pass
 from .velocity import PromptEmbedding
 
 # (label, method, steps) as in the paper's Table 5 and the comparison

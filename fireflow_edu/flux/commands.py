@@ -55,9 +55,13 @@ def _pipeline(args):
     from .loading import load_pipeline
     from .tiny import tiny_pipeline
 
-    if args.tiny:
-        print("note: --tiny is a random-weight FLUX: its images are noise. It checks the code path, not results; "
-              "for trained results on a CPU use --model mini", file=sys.stderr)
+    if args.tiny or args.tiny_sd3:
+        print(f"note: {'--tiny' if args.tiny else '--tiny-sd3'} is a random-weight model: its images are noise. "
+              "It checks the code path, not results; for trained results on a CPU use --model mini", file=sys.stderr)
+        if args.tiny_sd3:
+            from ..sd3.tiny import tiny_sd3_pipeline
+
+            return tiny_sd3_pipeline()
         return tiny_pipeline()
     model = args.model
     if model == "mini":
@@ -75,15 +79,22 @@ def peak_memory_bytes(device) -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+def _model_name(args) -> str:
+    if args.tiny or args.tiny_sd3:
+        return f"tiny {'FLUX' if args.tiny else 'SD3'} (random weights: noise images)"
+    return str(args.model)
+
+
 def _write(args, name: str, result, pipe) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     image_path, source_path, report_path = _outputs(args, name)
     result.image.save(image_path)
     result.source.save(source_path)
     report = {"settings": result.settings, "nfe": result.nfe, "nfe_inversion": result.nfe_inversion,
-              "nfe_denoising": result.nfe_denoising, "seconds": result.seconds, "metrics": result.metrics,
+              "nfe_denoising": result.nfe_denoising, "nfe_branches": result.nfe_branches, "seconds": result.seconds,
+              "metrics": result.metrics,
               "feature_cache_bytes": result.cache_bytes, "injections": result.injections,
-              "peak_memory_bytes": peak_memory_bytes(pipe._execution_device), "model": "tiny (random weights: noise images)" if args.tiny else str(args.model)}
+              "peak_memory_bytes": peak_memory_bytes(pipe._execution_device), "model": _model_name(args)}
     write_json(report_path, report)
     print(json.dumps({k: report[k] for k in ("nfe", "seconds", "metrics")}, indent=2))
     print(f"wrote {image_path}, {source_path} and {report_path}")
@@ -116,6 +127,8 @@ def run_bench(args) -> None:
     from ..reporting import print_and_save
     from .benchmark import format_benchmark, random_transformer, run_benchmark
 
+    if args.tiny_sd3:
+        raise ValueError("bench times FLUX's transformer (its FireFlow edit against Euler 28+28); SD3 is not timed")
     if args.tiny:
         from .tiny import build_tiny_pipeline
 
@@ -126,7 +139,10 @@ def run_bench(args) -> None:
                              "(use --tiny to exercise the benchmark on a CPU)")
         transformer = random_transformer("cuda")
     else:
-        transformer = _pipeline(args).transformer
+        pipe = _pipeline(args)
+        if type(pipe).__name__ != "FluxPipeline":
+            raise ValueError(f"bench times FLUX's transformer; {args.model} is a {type(pipe).__name__}")
+        transformer = pipe.transformer
     if args.compile:
         transformer.compile(fullgraph=False)
     results = run_benchmark(transformer, sizes=args.sizes, repeats=args.repeats, text_tokens=args.text_tokens,
@@ -166,9 +182,13 @@ def run_piebench(args) -> None:
 def _model_options(parser) -> None:
     group = parser.add_argument_group("model")
     group.add_argument("--model", default=DEFAULT_MODEL,
-                       help=f"Hugging Face repo id (from the local cache), local directory, or mini for the trained mini "
-                       f"FLUX shipped in the package (CPU) (default {DEFAULT_MODEL})")
-    group.add_argument("--tiny", action="store_true", help="use the tiny random-weight FLUX (CPU, no weights needed)")
+                       help=f"Hugging Face repo id (from the local cache) or local directory of a FLUX or Stable Diffusion 3 "
+                       f"pipeline, or mini for the trained mini FLUX shipped in the package (CPU) (default "
+                       f"{DEFAULT_MODEL})")
+    tiny = group.add_mutually_exclusive_group()
+    tiny.add_argument("--tiny", action="store_true", help="use the tiny random-weight FLUX (CPU, no weights needed)")
+    tiny.add_argument("--tiny-sd3", action="store_true",
+                      help="use the tiny random-weight Stable Diffusion 3 (CPU, no weights needed)")
     group.add_argument("--offload", action="store_true", help="model CPU offload: fits a ~24 GB GPU, slower")
     group.add_argument("--allow-download", action="store_true",
                        help="let diffusers download missing weights (needs `hf auth login` and the licence accepted)")

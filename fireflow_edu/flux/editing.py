@@ -1,10 +1,11 @@
-"""Inversion, reconstruction and prompt editing of real images with FLUX and any registered solver.
+"""Inversion, reconstruction and prompt editing of real images with any registered solver, on any model
+family with an adapter (:mod:`fireflow_edu.adapters`: FLUX, Stable Diffusion 3). Nothing here names a family.
 
 One pipeline for all three:
 
-1. the image is centre-cropped to a multiple of 16 and VAE-encoded (posterior mode) to packed latents;
-2. inversion integrates dx/dt = v(x, t | source prompt) along the reversed FLUX schedule, data (t = 0)
-   to noise (t = 1);
+1. the image is centre-cropped to a multiple of the model's patch size and VAE-encoded (posterior mode);
+2. inversion integrates dx/dt = v(x, t | source prompt) along the reversed schedule of the pipeline's
+   scheduler, data (t = 0) to noise (t = 1);
 3. denoising integrates the schedule from that noise back to data with the target prompt
    (reconstruction: the same prompt);
 4. the latents are decoded.
@@ -17,6 +18,7 @@ costs 9 + 9 = 18 transformer calls.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -25,14 +27,14 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..adapters import model_adapter
 from ..analysis import rmse
-from ..schedules import flux_schedule
 from ..solvers import get_solver, integrate
 from ..timing import Clock
-from .attention import AttentionFeatures, feature_processors, parse_strategy, resolve_blocks
-from .images import crop_to_multiple, decode_latents, encode_image, latent_image_ids, size_multiple, to_pixels
+from .attention import AttentionFeatures, parse_strategy
+from .images import crop_to_multiple, to_pixels
 from .metrics import reconstruction_metrics
-from .velocity import FluxVelocity, Guidance, encode_prompt, per_step_guidance, resolve_guidance
+from .velocity import Guidance
 
 
 @dataclass
@@ -52,6 +54,7 @@ class InversionResult:
     seconds: dict[str, float]
     settings: dict = field(default_factory=dict)
     features: AttentionFeatures | None = field(default=None, repr=False)
+    nfe_branches: int = 0  # transformer rows: NFE x 2 when classifier-free guidance batches two branches
 
     @property
     def nbytes(self) -> int:
@@ -64,7 +67,8 @@ class InversionResult:
         """Write everything :func:`edit_inversion` needs to one ``torch.save`` file (tensors moved to the CPU)."""
         stored = self.features.stored if self.features is not None else None
         torch.save({"noise": self.noise.cpu(), "latents": self.latents.cpu(), "source": torch.from_numpy(self.source),
-                    "timesteps": self.timesteps.cpu(), "nfe": self.nfe, "seconds": self.seconds,
+                    "timesteps": self.timesteps.cpu(), "nfe": self.nfe, "nfe_branches": self.nfe_branches,
+                    "seconds": self.seconds,
                     "settings": self.settings,
                     "cache_device": self.features.storage_device if stored is not None else None,
                     "stored": {key: {n: t.cpu() for n, t in feats.items()} for key, feats in stored.items()}
@@ -82,7 +86,7 @@ class InversionResult:
             features.stored = {key: {n: t.to(cache_device or device) for n, t in feats.items()}
                                for key, feats in data["stored"].items()}
         return cls(data["noise"].to(device), data["latents"].to(device), data["source"].numpy(),
-                   data["timesteps"], data["nfe"], data["seconds"], data["settings"], features)
+                   data["timesteps"], data["nfe"], data["seconds"], data["settings"], features, data["nfe_branches"])
 
 
 @dataclass
@@ -99,14 +103,7 @@ class EditResult:
     metrics: dict = field(default_factory=dict)
     cache_bytes: int = 0
     injections: int = 0
-
-
-def _resolved(pipe, guidance: Guidance, default: float, steps: int):
-    """``guidance`` checked against the transformer and the step count before any work; "auto" resolved."""
-    embedded = pipe.transformer.config.guidance_embeds
-    resolved = resolve_guidance(guidance, embedded, default)
-    per_step_guidance(resolved, steps, embedded)  # a per-step list must have one value per step
-    return resolved
+    nfe_branches: int = 0  # counting each classifier-free guidance branch (SD3); equals nfe for FLUX
 
 
 def _check_steps(steps: int, inject: int = 0) -> None:
@@ -116,26 +113,29 @@ def _check_steps(steps: int, inject: int = 0) -> None:
         raise ValueError(f"inject must be an integer between 0 and steps ({steps}), got {inject!r}")
 
 
-def _prepare(pipe, image, clock: Clock):
-    pixels = crop_to_multiple(to_pixels(image), size_multiple(pipe))
+def _prepare(adapter, image, clock: Clock):
+    if adapter.inversion_warning:
+        warnings.warn(adapter.inversion_warning, stacklevel=3)  # shown once per call site, as Python does
+    pixels = crop_to_multiple(to_pixels(image), adapter.size_multiple)
     with clock.phase("encode"):
-        latents = encode_image(pipe, pixels)
+        latents = adapter.encode_image(pixels)
     return pixels, latents
 
 
 def invert(pipe, image, prompt: str, steps: int = 8, method: str = "fireflow", guidance: Guidance = "auto", *,
            inject: int = 0, strategy: str = "replace_v", blocks: Iterable[int] | None = None,
            cache_device: str | None = None, progress: bool = True) -> InversionResult:
-    """Map ``image`` to FLUX noise latents by integrating the ODE from t = 0 to t = 1.
+    """Map ``image`` to noise latents by integrating the ODE from t = 0 to t = 1.
 
     Args:
-        pipe: a FluxPipeline (:func:`~fireflow_edu.flux.loading.load_pipeline`, or the tiny one).
+        pipe: a FluxPipeline or StableDiffusion3Pipeline (:func:`~fireflow_edu.flux.loading.load_pipeline`,
+            or a tiny one).
         image: PIL image or [H, W, 3] array; centre-cropped to a multiple of 16.
         prompt: the source prompt.
-        steps: solver steps on FLUX's shifted schedule.
+        steps: solver steps on the pipeline's (shifted) schedule.
         method: any name in :data:`fireflow_edu.solvers.SOLVERS`.
-        guidance: FLUX guidance scale (a number, or one per step); "auto": 1.0 (faithful inversion) for
-            a guidance-distilled model, none for one without a guidance embedding.
+        guidance: "auto": 1.0 (faithful inversion) for a guidance-distilled FLUX, none for a model without
+            a guidance embedding, and no classifier-free guidance for SD3; or a number (one per step for FLUX).
         inject: store the attention features of the ``inject`` steps nearest the noise for later edits
             (``strategy``, ``blocks`` and ``cache_device`` as in :func:`edit`); 0 stores nothing.
 
@@ -145,54 +145,48 @@ def invert(pipe, image, prompt: str, steps: int = 8, method: str = "fireflow", g
     _check_steps(steps, inject)
     get_solver(method)
     parse_strategy(strategy)
-    guidance = _resolved(pipe, guidance, 1.0, steps)
-    chosen = resolve_blocks(pipe.transformer, blocks)
+    adapter = model_adapter(pipe)
+    guidance = adapter.resolve_guidance(guidance, "invert", steps)
+    chosen = adapter.resolve_blocks(blocks)
     features = AttentionFeatures(strategy, inject, chosen, cache_device) if inject > 0 else None
-    clock = Clock(pipe._execution_device)
-    pixels, latents = _prepare(pipe, image, clock)
-    with feature_processors(pipe.transformer, features) if features is not None else nullcontext():
-        inversion = _invert_latents(pipe, pixels, latents, prompt, steps, method, guidance, features, progress, clock)
+    clock = Clock(adapter.device)
+    pixels, latents = _prepare(adapter, image, clock)
+    with adapter.feature_processors(features) if features is not None else nullcontext():
+        inversion = _invert_latents(adapter, pixels, latents, prompt, steps, method, guidance, features, progress,
+                                    clock)
     inversion.settings = {"source_prompt": prompt, "steps": steps, "inject": inject, "inversion_guidance": guidance,
                           "method": method, "strategy": strategy, "blocks": list(chosen)}
     inversion.features = features
     return inversion
 
 
-def solve_pass(transformer, x: torch.Tensor, embedding, img_ids: torch.Tensor, timesteps: torch.Tensor,
-               method: str, guidance, features: AttentionFeatures | None = None, progress: bool = False):
-    """One solver pass of FLUX's ODE over ``timesteps`` on packed latents ``x`` [1, L, C].
-
-    An increasing grid inverts (``features`` store), a decreasing one denoises (``features`` inject).
-    Returns the solver's SolveResult.
-    """
-    velocity = FluxVelocity(transformer, embedding, img_ids, timesteps, guidance, features)
-    return integrate(velocity, x, timesteps, method, progress=progress)
-
-
-def _invert_latents(pipe, pixels, latents, prompt, steps, method, guidance, features, progress, clock):
+def _invert_latents(adapter, pixels, latents, prompt, steps, method, guidance, features, progress, clock):
     height, width = pixels.shape[:2]
-    sampling = flux_schedule(steps, latents.shape[1], pipe.scheduler.config)
+    sampling = adapter.schedule(steps, latents)
     with clock.phase("text"):
-        embedding = encode_prompt(pipe, prompt)
+        conditioning = adapter.encode_prompt(prompt)
     with clock.phase("invert"):
-        result = solve_pass(pipe.transformer, latents, embedding, latent_image_ids(pipe, height, width),
-                            sampling.flip(0), method, guidance, features, progress)
-    return InversionResult(result.x, latents, pixels, sampling, result.nfe, dict(clock.seconds))
+        inverting = sampling.flip(0)
+        velocity = adapter.velocity(conditioning, height, width, inverting, guidance, features)
+        result = integrate(velocity, latents, inverting, method, progress=progress)
+    return InversionResult(result.x, latents, pixels, sampling, result.nfe, dict(clock.seconds),
+                           nfe_branches=result.nfe * adapter.branches(guidance))
 
 
-def _denoise(pipe, inversion: InversionResult, prompt, method, guidance, features, progress, clock):
+def _denoise(adapter, inversion: InversionResult, prompt, method, guidance, features, progress, clock):
     height, width = inversion.source.shape[:2]
     with clock.phase("text"):
-        embedding = encode_prompt(pipe, prompt)
+        conditioning = adapter.encode_prompt(prompt)
     with clock.phase("denoise"):
-        result = solve_pass(pipe.transformer, inversion.noise, embedding, latent_image_ids(pipe, height, width),
-                            inversion.timesteps, method, guidance, features, progress)
+        velocity = adapter.velocity(conditioning, height, width, inversion.timesteps, guidance, features)
+        result = integrate(velocity, inversion.noise, inversion.timesteps, method, progress=progress)
     with clock.phase("decode"):
-        pixels = decode_latents(pipe, result.x, height, width)
-    return result, pixels
+        pixels = adapter.decode(result.x, height, width)
+    return result, pixels, result.nfe * adapter.branches(guidance)
 
 
-def _result(inversion, denoised, pixels, seconds, settings, features=None, with_metrics=False) -> EditResult:
+def _result(inversion, denoised, pixels, branches, seconds, settings, features=None,
+            with_metrics=False) -> EditResult:
     seconds = {**seconds, "total": sum(seconds.values())}
     metrics = {}
     if with_metrics:
@@ -201,6 +195,7 @@ def _result(inversion, denoised, pixels, seconds, settings, features=None, with_
     return EditResult(
         image=Image.fromarray(pixels), source=Image.fromarray(inversion.source),
         nfe=inversion.nfe + denoised.nfe, nfe_inversion=inversion.nfe, nfe_denoising=denoised.nfe,
+        nfe_branches=inversion.nfe_branches + branches,
         seconds=seconds, settings=settings,
         metrics=metrics,
         cache_bytes=features.nbytes if features is not None else 0,
@@ -210,26 +205,25 @@ def _result(inversion, denoised, pixels, seconds, settings, features=None, with_
 
 def generate(pipe, prompt: str, height: int, width: int, steps: int = 8, method: str = "fireflow",
              guidance: Guidance = "auto", seed: int = 0, progress: bool = False) -> tuple[Image.Image, int]:
-    """Text to image with any solver on FLUX's schedule (seeded Gaussian noise at t = 1).
+    """Text to image with any solver on the pipeline's schedule (seeded Gaussian noise at t = 1).
 
-    ``guidance`` is FLUX's distilled guidance scale (a number, or one per step); "auto" is 2.0, the
-    scale FireFlow edits with, for a guidance-distilled model and none for a model without the embedding.
+    ``guidance``: "auto" is what the family generates with (FLUX.1-dev's distilled scale 2.0, none for a
+    model without the embedding; Stable Diffusion 3's classifier-free guidance 7.0).
 
     Returns the image and the NFE used (FireFlow: steps + 1, the paper's Table 2 setting).
-    ``height`` and ``width`` must be multiples of 16 (of 2 * vae_scale_factor).
+    ``height`` and ``width`` must be multiples of the model's patch size in pixels (16 for FLUX and SD3).
     """
     _check_steps(steps)
-    guidance = _resolved(pipe, guidance, 2.0, steps)
-    multiple = size_multiple(pipe)
+    adapter = model_adapter(pipe)
+    guidance = adapter.resolve_guidance(guidance, "generate", steps)
+    multiple = adapter.size_multiple
     if height % multiple or width % multiple or height < multiple or width < multiple:
         raise ValueError(f"height and width must be positive multiples of {multiple}, got {height}x{width}")
-    tokens = (height // multiple) * (width // multiple)
-    channels = pipe.transformer.config.in_channels
-    noise = torch.randn(1, tokens, channels, generator=torch.Generator().manual_seed(seed)).to(pipe._execution_device)
-    sampling = flux_schedule(steps, tokens, pipe.scheduler.config)
-    result = solve_pass(pipe.transformer, noise, encode_prompt(pipe, prompt), latent_image_ids(pipe, height, width),
-                        sampling, method, guidance, progress=progress)
-    return Image.fromarray(decode_latents(pipe, result.x, height, width)), result.nfe
+    noise = adapter.noise(height, width, seed)
+    sampling = adapter.schedule(steps, noise)
+    velocity = adapter.velocity(adapter.encode_prompt(prompt), height, width, sampling, guidance)
+    result = integrate(velocity, noise, sampling, method, progress=progress)
+    return Image.fromarray(adapter.decode(result.x, height, width)), result.nfe
 
 
 def reconstruct(pipe, image, prompt: str = "", steps: int = 8, method: str = "fireflow", guidance: Guidance = "auto", *,
@@ -242,13 +236,14 @@ def reconstruct(pipe, image, prompt: str = "", steps: int = 8, method: str = "fi
     """
     _check_steps(steps)
     get_solver(method)
-    guidance = _resolved(pipe, guidance, 1.0, steps)
-    clock = Clock(pipe._execution_device)
-    pixels, latents = _prepare(pipe, image, clock)
-    inversion = _invert_latents(pipe, pixels, latents, prompt, steps, method, guidance, None, progress, clock)
-    denoised, out = _denoise(pipe, inversion, prompt, method, guidance, None, progress, clock)
+    adapter = model_adapter(pipe)
+    guidance = adapter.resolve_guidance(guidance, "invert", steps)
+    clock = Clock(adapter.device)
+    pixels, latents = _prepare(adapter, image, clock)
+    inversion = _invert_latents(adapter, pixels, latents, prompt, steps, method, guidance, None, progress, clock)
+    denoised, out, branches = _denoise(adapter, inversion, prompt, method, guidance, None, progress, clock)
     settings = {"prompt": prompt, "steps": steps, "method": method, "guidance": guidance}
-    return _result(inversion, denoised, out, clock.seconds, settings, with_metrics=True)
+    return _result(inversion, denoised, out, branches, clock.seconds, settings, with_metrics=True)
 
 
 def edit(pipe, image, source_prompt: str, target_prompt: str, steps: int = 8, inject: int = 1,
@@ -260,10 +255,11 @@ def edit(pipe, image, source_prompt: str, target_prompt: str, steps: int = 8, in
     Args:
         steps: solver steps for inversion and for denoising (8 in the paper's headline setting).
         inject: denoising steps, nearest the noise, that receive the stored features (0 = none).
-        guidance: FLUX guidance while denoising: a number, or a per-step list like [1, 2, 2, ...];
-            "auto" is 2.0 for a guidance-distilled model (the reference setting), none without the embedding.
+        guidance: guidance while denoising: a number, or for FLUX a per-step list like [1, 2, 2, ...];
+            "auto" is 2.0 for a guidance-distilled FLUX (the reference setting), none without the embedding,
+            and classifier-free guidance 2.0 for SD3.
         method: solver name; ``strategy``: "replace_v", "add_q", "add_k", "add_v" or a "+" combination.
-        blocks: single-stream block indices taking part (default all).
+        blocks: attention blocks taking part (default all): FLUX's single-stream blocks, SD3's joint blocks.
         inversion_guidance: guidance while inverting the source ("auto": 1.0, as the reference code).
         cache_device: keep stored features there (e.g. "cpu") instead of beside the activations.
 
@@ -271,7 +267,7 @@ def edit(pipe, image, source_prompt: str, target_prompt: str, steps: int = 8, in
     :func:`invert` with ``inject`` followed by :func:`edit_inversion`, which is cheaper for several targets.
     """
     _check_steps(steps, inject)
-    _resolved(pipe, guidance, 2.0, steps)  # before the inversion: a bad target guidance fails at once
+    model_adapter(pipe).resolve_guidance(guidance, "edit", steps)  # before the inversion: a bad guidance fails now
     inversion = invert(pipe, image, source_prompt, steps, method, inversion_guidance, inject=inject,
                        strategy=strategy, blocks=blocks, cache_device=cache_device, progress=progress)
     return edit_inversion(pipe, inversion, target_prompt, guidance, progress=progress)
@@ -285,15 +281,16 @@ def edit_inversion(pipe, inversion: InversionResult, target_prompt: str, guidanc
     shared inversion once per edit, as a fresh :func:`edit` would; ``nfe_denoising`` is this edit's own cost.
     """
     steps = len(inversion.timesteps) - 1
-    guidance = _resolved(pipe, guidance, 2.0, steps)
+    adapter = model_adapter(pipe)
+    guidance = adapter.resolve_guidance(guidance, "edit", steps)
     features = inversion.features
-    clock = Clock(pipe._execution_device)
-    with feature_processors(pipe.transformer, features) if features is not None else nullcontext():
+    clock = Clock(adapter.device)
+    with adapter.feature_processors(features) if features is not None else nullcontext():
         if features is not None:
             features.injections = 0
-        denoised, out = _denoise(pipe, inversion, target_prompt, inversion.settings["method"], guidance, features,
-                                 progress, clock)
+        denoised, out, branches = _denoise(adapter, inversion, target_prompt, inversion.settings["method"],
+                                           guidance, features, progress, clock)
     seconds = {phase: inversion.seconds.get(phase, 0.0) + clock.seconds.get(phase, 0.0)
                for phase in {**inversion.seconds, **clock.seconds}}
     settings = {**inversion.settings, "target_prompt": target_prompt, "guidance": guidance}
-    return _result(inversion, denoised, out, seconds, settings, features)
+    return _result(inversion, denoised, out, branches, seconds, settings, features)

@@ -69,25 +69,34 @@ def size_multiple(pipe) -> int:
 
 
 @torch.no_grad()
-def encode_image(pipe, pixels: np.ndarray) -> torch.Tensor:
-    """uint8 [H, W, 3] -> packed latents [1, (H/16)(W/16), 4 * latent channels] (float32), posterior mode."""
+def vae_encode(pipe, pixels: np.ndarray) -> torch.Tensor:
+    """uint8 [H, W, 3] -> scaled VAE latents [1, C, H/8, W/8] (float32), posterior mode (FLUX and SD3 alike)."""
     vae = pipe.vae
     x = torch.tensor(pixels).permute(2, 0, 1)[None].float() / 127.5 - 1
     latent = vae.encode(x.to(pipe._execution_device, vae.dtype)).latent_dist.mode()
-    latent = ((latent - vae.config.shift_factor) * vae.config.scaling_factor).float()
-    _, c, h, w = latent.shape
-    return pipe._pack_latents(latent, 1, c, h, w)
+    return ((latent - vae.config.shift_factor) * vae.config.scaling_factor).float()
 
 
 @torch.no_grad()
-def decode_latents(pipe, packed: torch.Tensor, height: int, width: int) -> np.ndarray:
-    """Packed latents -> uint8 [H, W, 3]."""
+def vae_decode(pipe, latent: torch.Tensor) -> np.ndarray:
+    """Scaled VAE latents [1, C, h, w] -> uint8 [H, W, 3]."""
     vae = pipe.vae
-    latent = pipe._unpack_latents(packed, height, width, pipe.vae_scale_factor)
     latent = latent / vae.config.scaling_factor + vae.config.shift_factor
     image = vae.decode(latent.to(vae.dtype), return_dict=False)[0]
     image = ((image[0].float().clamp(-1, 1) + 1) * 127.5).round().byte()
     return image.permute(1, 2, 0).cpu().numpy()
+
+
+def encode_image(pipe, pixels: np.ndarray) -> torch.Tensor:
+    """uint8 [H, W, 3] -> FLUX's packed latents [1, (H/16)(W/16), 4 * latent channels] (float32)."""
+    latent = vae_encode(pipe, pixels)
+    _, c, h, w = latent.shape
+    return pipe._pack_latents(latent, 1, c, h, w)
+
+
+def decode_latents(pipe, packed: torch.Tensor, height: int, width: int) -> np.ndarray:
+    """FLUX's packed latents -> uint8 [H, W, 3]."""
+    return vae_decode(pipe, pipe._unpack_latents(packed, height, width, pipe.vae_scale_factor))
 
 
 def latent_image_ids(pipe, height: int, width: int) -> torch.Tensor:

@@ -1,4 +1,5 @@
-"""Loading FLUX pipelines: from a local directory or the Hugging Face cache, offline by default."""
+"""Loading pipelines (FLUX, Stable Diffusion 3): from a local directory or the Hugging Face cache, offline by
+default. Any pipeline class with an adapter in :data:`fireflow_edu.adapters.ADAPTERS` loads."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from importlib import import_module
 from pathlib import Path
 
 import torch
+
+from ..adapters import ADAPTERS
 
 DEFAULT_MODEL = "black-forest-labs/FLUX.1-dev"
 
@@ -66,13 +69,15 @@ def default_device() -> torch.device:
 
 def missing_weights_message(model: str, error: Exception) -> str:
     return (
-        f"Could not load FLUX weights for {model!r} ({type(error).__name__}: {error}).\n"
+        f"Could not load weights for {model!r} ({type(error).__name__}: {error}).\n"
         "fireflow_edu loads offline by default, from a local directory or the Hugging Face cache. To get them:\n"
         "  1. FLUX.1-dev is gated (non-commercial licence): accept it on its Hugging Face model page;\n"
         "  2. run `hf auth login` with a token of that account;\n"
         "  3. run once with `load_pipeline(..., allow_download=True)` (or `--allow-download` on the command line)\n"
         "     to fill the cache, or `hf download black-forest-labs/FLUX.1-dev --local-dir DIR` and pass DIR.\n"
-        "Without weights, `fireflow_edu.flux.tiny_pipeline()` (or `--tiny`) runs every step on a tiny random model."
+        "Stable Diffusion 3 / 3.5 (stabilityai/...) are gated the same way.\n"
+        "Without weights, `fireflow_edu.flux.tiny_pipeline()` (or `--tiny`; `--tiny-sd3` for SD3) runs every step "
+        "on a tiny random model."
     )
 
 
@@ -94,7 +99,7 @@ def import_own_components(folder: Path) -> None:
 def load_pipeline(model: str | Path = DEFAULT_MODEL, device: str | torch.device | None = None,
                   dtype: torch.dtype | None = None, offload: bool = False, *, allow_download: bool = False,
                   vae_tiling: bool = False, compile: bool = False):
-    """Load a FluxPipeline ready for :func:`~fireflow_edu.flux.editing.edit`.
+    """Load a FluxPipeline or StableDiffusion3Pipeline ready for :func:`~fireflow_edu.flux.editing.edit`.
 
     Args:
         model: a Hugging Face repo id (looked up in the local cache) or a local directory
@@ -119,9 +124,14 @@ def load_pipeline(model: str | Path = DEFAULT_MODEL, device: str | torch.device 
         import_own_components(local)
     try:
         with quiet_loading():
-            pipe = flux_pipeline_class().from_pretrained(source, dtype=dtype, local_files_only=not allow_download)
+            from diffusers import DiffusionPipeline
+
+            # the saved model_index.json names the pipeline class
+            pipe = DiffusionPipeline.from_pretrained(source, dtype=dtype, local_files_only=not allow_download)
     except (OSError, ValueError) as error:  # diffusers reports missing files and gated repos as OSError
         raise FileNotFoundError(missing_weights_message(str(model), error)) from error
+    if type(pipe).__name__ not in ADAPTERS:
+        raise ValueError(f"{model} holds a {type(pipe).__name__}; supported pipelines: {', '.join(ADAPTERS)}")
     if offload:
         pipe.enable_model_cpu_offload(device=device)
     else:

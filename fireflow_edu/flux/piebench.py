@@ -114,11 +114,11 @@ def edit_piebench_case(pipe, case: PieBenchCase, scorer, out: Path, **settings) 
     """Edit one case, save the image in the reference's layout and score it against the source."""
     from PIL import Image
 
+    from ..adapters import model_adapter
     from .editing import edit
-    from .images import size_multiple
 
     source = np.asarray(Image.open(case.image).convert("RGB"))
-    multiple = size_multiple(pipe)
+    multiple = model_adapter(pipe).size_multiple
     if source.shape[0] % multiple or source.shape[1] % multiple:
         raise ValueError(f"{case.image} is {source.shape[1]}x{source.shape[0]}; PIE-Bench images are 512x512 "
                          f"(any multiple of {multiple} works, nothing is cropped)")

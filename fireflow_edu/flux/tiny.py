@@ -68,19 +68,26 @@ def flux_scheduler():
                                            max_image_seq_len=4096)
 
 
+def tiny_vae():
+    """An AutoencoderKL with FLUX's 8x downsampling, 4 latent channels and FLUX's scaling and shift."""
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(
+        in_channels=3, out_channels=3, latent_channels=4, layers_per_block=1, norm_num_groups=8,
+        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+        block_out_channels=(8, 16, 16, 16), sample_size=64, scaling_factor=1.5035, shift_factor=0.0609,
+        use_quant_conv=False, use_post_quant_conv=False)
+
+
 def build_tiny_pipeline(seed: int = 0):
     """Construct the tiny FluxPipeline in memory with seeded random weights (fp32, CPU)."""
-    from diffusers import AutoencoderKL, FluxTransformer2DModel
+    from diffusers import FluxTransformer2DModel
 
     from .loading import flux_pipeline_class
 
     torch.manual_seed(seed)
     text_side = build_text_side(VOCABULARY, TEXT_DIM, t5_length=32)
-    vae = AutoencoderKL(
-        in_channels=3, out_channels=3, latent_channels=4, layers_per_block=1, norm_num_groups=8,
-        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
-        block_out_channels=(8, 16, 16, 16), sample_size=64, scaling_factor=1.5035, shift_factor=0.0609,
-        use_quant_conv=False, use_post_quant_conv=False)
+    vae = tiny_vae()
     transformer = FluxTransformer2DModel(
         patch_size=1, in_channels=4 * vae.config.latent_channels, num_layers=1, num_single_layers=3,
         attention_head_dim=16, num_attention_heads=2, joint_attention_dim=TEXT_DIM,

@@ -3,7 +3,7 @@
 The package's time convention is FLUX's (t = 1 noise, t = 0 data) and diffusers'
 FluxTransformer2DModel takes ``timestep = t`` (it multiplies by 1000 inside) and
 ``guidance`` as the raw scale, so no conversion of t is needed: this is the only
-place where solver times meet the transformer.
+place where solver times meet FLUX's transformer.
 """
 
 from __future__ import annotations
@@ -13,6 +13,9 @@ from dataclasses import dataclass
 from typing import Union
 
 import torch
+
+from ..adapters import StepAware
+from ..solvers import integrate
 
 
 @dataclass
@@ -73,7 +76,7 @@ def per_step_guidance(guidance: Guidance, num_steps: int, embedded: bool, defaul
     return values
 
 
-class FluxVelocity:
+class FluxVelocity(StepAware):
     """v(x, t) for packed FLUX latents x [B, L, C] along one solver pass.
 
     Args:
@@ -87,12 +90,9 @@ class FluxVelocity:
         features: an :class:`~fireflow_edu.flux.attention.AttentionFeatures` that stores on an
             inversion pass (increasing grid) and injects on a denoising pass (decreasing grid), or None.
 
-    :func:`~fireflow_edu.solvers.integrate` calls :meth:`begin_step` before each step; each call is
-    then an evaluation at the step's start, at its midpoint, or (a measurement such as
-    :func:`~fireflow_edu.analysis.reuse_error`) at its end, which is the next step's start. Features
-    are keyed by the interval along the sampling direction, so an inversion step and the denoising
-    step over the same interval meet. The solver state may be float32 while the transformer runs in
-    bfloat16: inputs are cast to the transformer's dtype and velocities back to the state's dtype.
+    Step bookkeeping and feature keys: :class:`~fireflow_edu.adapters.StepAware`. The solver state may
+    be float32 while the transformer runs in bfloat16: inputs are cast to the transformer's dtype and
+    velocities back to the state's dtype.
     """
 
     def __init__(self, transformer, prompt: PromptEmbedding, img_ids: torch.Tensor, timesteps: torch.Tensor,
@@ -100,33 +100,11 @@ class FluxVelocity:
         self.transformer = transformer
         self.prompt = prompt
         self.img_ids = img_ids
-        self.num_steps = len(timesteps) - 1
-        self.features = features
-        self.guidance = per_step_guidance(guidance, self.num_steps, transformer.config.guidance_embeds)
-        self.step: tuple[int, float, float] | None = None  # (index, t, t_next) of the current step
-
-    def begin_step(self, index: int, t: float, t_next: float) -> None:
-        self.step = (index, t, t_next)
-
-    def _where(self, t: float) -> tuple[int, str]:
-        if self.step is None:
-            if self.features is not None or len(set(self.guidance or [])) > 1:
-                raise ValueError("this FluxVelocity injects features or varies guidance per step, so it needs to "
-                                 "know the step: drive it with fireflow_edu.solvers.integrate or solve")
-            return 0, "start"
-        index, start, end = self.step
-        if t == start:
-            return index, "start"
-        if t == end:
-            return min(index + 1, self.num_steps - 1), "start"
-        return index, "mid"
+        self.guidance = per_step_guidance(guidance, len(timesteps) - 1, transformer.config.guidance_embeds)
+        super().__init__(timesteps, features, varies_per_step=len(set(self.guidance or [])) > 1)
 
     def __call__(self, x: torch.Tensor, t: float) -> torch.Tensor:
-        step, stage = self._where(float(t))
-        if self.features is not None:
-            inverting = self.step is not None and self.step[2] > self.step[1]
-            interval = self.num_steps - 1 - step if inverting else step
-            self.features.at(interval, stage, "store" if inverting else "inject")
+        step = self.locate(float(t))
         model_dtype = self.transformer.dtype
         batch = x.shape[0]
         timestep = torch.full((batch,), float(t), device=x.device, dtype=model_dtype)
@@ -140,3 +118,14 @@ class FluxVelocity:
                 txt_ids=self.prompt.text_ids, img_ids=self.img_ids, return_dict=False,
             )[0]
         return v.to(x.dtype)
+
+
+def solve_pass(transformer, x: torch.Tensor, embedding, img_ids: torch.Tensor, timesteps: torch.Tensor,
+               method: str, guidance, features=None, progress: bool = False):
+    """One solver pass of FLUX's ODE over ``timesteps`` on packed latents ``x`` [1, L, C].
+
+    An increasing grid inverts (``features`` store), a decreasing one denoises (``features`` inject).
+    Returns the solver's SolveResult.
+    """
+    velocity = FluxVelocity(transformer, embedding, img_ids, timesteps, guidance, features)
+    return integrate(velocity, x, timesteps, method, progress=progress)

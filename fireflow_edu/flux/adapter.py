@@ -1,0 +1,70 @@
+"""FLUX's side of the model boundary (:mod:`fireflow_edu.adapters`): packed latents, FLUX's schedule,
+distilled guidance through the guidance embedding, features in the single-stream blocks."""
+
+from __future__ import annotations
+
+import torch
+
+from ..schedules import flux_schedule
+from .attention import feature_processors, resolve_blocks
+from .images import decode_latents, encode_image, latent_image_ids, size_multiple
+from .velocity import FluxVelocity, Guidance, encode_prompt, per_step_guidance, resolve_guidance
+
+# what "auto" means on a guidance-distilled FLUX: faithful inversion at 1, the reference's edits at 2
+AUTO_GUIDANCE = {"invert": 1.0, "edit": 2.0, "generate": 2.0}
+
+
+TIMESTEP_DISTILLED = ("this FLUX looks timestep-distilled like FLUX.1-schnell (no guidance embedding, no schedule "
+                      "shift): it was trained to jump from noise to an image in a few steps, not to follow a flow "
+                      "ODE that a reverse pass can retrace, so inversion and edits are unreliable on it (FireFlow's "
+                      "authors report the same). Use FLUX.1-dev for inversion and editing.")
+
+
+class FluxAdapter:
+    family = "flux"
+
+    def __init__(self, pipe):
+        self.pipe = pipe
+        self.size_multiple = size_multiple(pipe)
+        self.device = pipe._execution_device
+        config = pipe.scheduler.config
+        distilled = (not pipe.transformer.config.guidance_embeds and not config.get("use_dynamic_shifting")
+                     and config.get("shift", 1.0) == 1.0)
+        self.inversion_warning = TIMESTEP_DISTILLED if distilled else None
+
+    def encode_image(self, pixels) -> torch.Tensor:
+        return encode_image(self.pipe, pixels)
+
+    def decode(self, latents: torch.Tensor, height: int, width: int):
+        return decode_latents(self.pipe, latents, height, width)
+
+    def noise(self, height: int, width: int, seed: int) -> torch.Tensor:
+        tokens = (height // self.size_multiple) * (width // self.size_multiple)
+        shape = (1, tokens, self.pipe.transformer.config.in_channels)
+        return torch.randn(*shape, generator=torch.Generator().manual_seed(seed)).to(self.device)
+
+    def encode_prompt(self, prompt: str):
+        return encode_prompt(self.pipe, prompt)
+
+    def schedule(self, steps: int, latents: torch.Tensor) -> torch.Tensor:
+        return flux_schedule(steps, latents.shape[1], self.pipe.scheduler.config)
+
+    def resolve_guidance(self, guidance: Guidance, role: str, steps: int):
+        embedded = self.pipe.transformer.config.guidance_embeds
+        resolved = resolve_guidance(guidance, embedded, AUTO_GUIDANCE[role])
+        per_step_guidance(resolved, steps, embedded)  # a per-step list must have one value per step
+        return resolved
+
+    def branches(self, guidance) -> int:
+        """Transformer branches per evaluation: always 1 (distilled guidance is an input, not a second branch)."""
+        return 1
+
+    def velocity(self, conditioning, height: int, width: int, timesteps: torch.Tensor, guidance, features=None):
+        return FluxVelocity(self.pipe.transformer, conditioning, latent_image_ids(self.pipe, height, width),
+                            timesteps, guidance, features)
+
+    def resolve_blocks(self, blocks):
+        return resolve_blocks(self.pipe.transformer, blocks)
+
+    def feature_processors(self, features):
+        return feature_processors(self.pipe.transformer, features)

@@ -1,0 +1,179 @@
+"""Stable Diffusion 3 / 3.5's side of the model boundary (:mod:`fireflow_edu.adapters`).
+
+SD3's MMDiT (``SD3Transformer2DModel``) has no guidance embedding: guidance is real classifier-free
+guidance, v = v_uncond + g (v_cond - v_uncond), with the empty prompt as the unconditional branch. Both
+branches run in one batched transformer call, which this package counts as one NFE (one evaluation of the
+ODE's right-hand side); ``EditResult.nfe_branches`` counts each branch. Inversion uses no guidance by default
+(the conditional branch alone): guidance makes the ODE the reverse pass cannot retrace, and FireFlow's authors
+report it hurts reconstruction on MMDiT models.
+
+Time: the package's t (1 noise, 0 data) is SD3's sigma; the transformer takes ``timestep = 1000 t``. Latents
+are the VAE's [1, C, H/8, W/8] (no packing), scaled as the pipeline does. Editing features are the Q, K, V of
+the *image* tokens in the joint-attention blocks (``transformer_blocks``), after QK-norm.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+
+from ..adapters import StepAware
+from ..flux.images import vae_decode, vae_encode
+
+# classifier-free guidance "auto" means: none to invert, the reference's 2 to edit, diffusers' 7 to generate
+AUTO_GUIDANCE = {"invert": None, "edit": 2.0, "generate": 7.0}
+
+
+class SD3Prompt:
+    """SD3 text conditioning: conditional and unconditional (empty prompt) embeddings [1, S, D] and pooled [1, P]."""
+
+    def __init__(self, embeds, negative_embeds, pooled, negative_pooled):
+        self.embeds, self.negative_embeds = embeds, negative_embeds
+        self.pooled, self.negative_pooled = pooled, negative_pooled
+
+
+class SD3Velocity(StepAware):
+    """v(x, t) for SD3 latents x [1, C, h, w]: one transformer call per evaluation, both CFG branches batched.
+
+    ``guidance``: None (or <= 1, as diffusers decides) runs the conditional branch alone.
+    """
+
+    def __init__(self, transformer, prompt: SD3Prompt, timesteps: torch.Tensor, guidance: float | None,
+                 features=None, num_train_timesteps: int = 1000):
+        super().__init__(timesteps, features)
+        self.transformer = transformer
+        self.prompt = prompt
+        self.cfg = guidance is not None and guidance > 1
+        self.guidance = guidance
+        self.scale = num_train_timesteps
+
+    def __call__(self, x: torch.Tensor, t: float) -> torch.Tensor:
+        self.locate(float(t))
+        dtype = self.transformer.dtype
+        p = self.prompt
+        inputs, embeds, pooled = x, p.embeds, p.pooled
+        if self.cfg:
+            inputs = torch.cat([x, x])
+            embeds, pooled = torch.cat([p.negative_embeds, p.embeds]), torch.cat([p.negative_pooled, p.pooled])
+        timestep = torch.full((inputs.shape[0],), float(t) * self.scale, device=x.device, dtype=dtype)
+        with torch.no_grad():
+            v = self.transformer(hidden_states=inputs.to(dtype), timestep=timestep, encoder_hidden_states=embeds,
+                                 pooled_projections=pooled, return_dict=False)[0]
+        if self.cfg:
+            uncond, cond = v.chunk(2)
+            v = uncond + self.guidance * (cond - uncond)
+        return v.to(x.dtype)
+
+
+class JointFeatureAttnProcessor:
+    """diffusers' ``JointAttnProcessor2_0`` with one hook: :class:`~fireflow_edu.flux.attention.AttentionFeatures`
+    sees the image tokens' Q, K, V [B, heads, L, head_dim] after QK-norm, before they meet the text tokens."""
+
+    def __init__(self, block: int, features):
+        self.block = block
+        self.features = features
+
+    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, *args, **kwargs):
+        batch, tokens = hidden_states.shape[0], hidden_states.shape[1]
+
+        def heads(x):
+            return x.view(batch, -1, attn.heads, x.shape[-1] // attn.heads).transpose(1, 2)
+
+        query, key, value = (heads(proj(hidden_states)) for proj in (attn.to_q, attn.to_k, attn.to_v))
+        if attn.norm_q is not None:
+            query = attn.norm_q(query)
+        if attn.norm_k is not None:
+            key = attn.norm_k(key)
+        query, key, value = self.features.process(self.block, query, key, value)
+        if encoder_hidden_states is not None:
+            text = [heads(proj(encoder_hidden_states)) for proj in (attn.add_q_proj, attn.add_k_proj, attn.add_v_proj)]
+            if attn.norm_added_q is not None:
+                text[0] = attn.norm_added_q(text[0])
+            if attn.norm_added_k is not None:
+                text[1] = attn.norm_added_k(text[1])
+            query, key, value = (torch.cat([a, b], dim=2) for a, b in zip((query, key, value), text))
+        out = torch.nn.functional.scaled_dot_product_attention(query, key, value, dropout_p=0.0, is_causal=False)
+        out = out.transpose(1, 2).reshape(batch, -1, out.shape[1] * out.shape[-1]).to(query.dtype)
+        image, text_out = out[:, :tokens], out[:, tokens:]
+        image = attn.to_out[1](attn.to_out[0](image))
+        if encoder_hidden_states is None:
+            return image
+        return image, (text_out if attn.context_pre_only else attn.to_add_out(text_out))
+
+
+class SD3Adapter:
+    family = "sd3"
+    inversion_warning = None
+
+    def __init__(self, pipe):
+        self.pipe = pipe
+        self.size_multiple = pipe.vae_scale_factor * pipe.transformer.config.patch_size
+        self.device = pipe._execution_device
+
+    def encode_image(self, pixels) -> torch.Tensor:
+        return vae_encode(self.pipe, pixels)
+
+    def decode(self, latents: torch.Tensor, height: int, width: int):
+        return vae_decode(self.pipe, latents)
+
+    def noise(self, height: int, width: int, seed: int) -> torch.Tensor:
+        factor = self.pipe.vae_scale_factor
+        shape = (1, self.pipe.transformer.config.in_channels, height // factor, width // factor)
+        return torch.randn(*shape, generator=torch.Generator().manual_seed(seed)).to(self.device)
+
+    def encode_prompt(self, prompt: str) -> SD3Prompt:
+        if not isinstance(prompt, str):
+            raise ValueError(f"prompt must be a string, got {type(prompt).__name__}")
+        limit = min(256, self.pipe.tokenizer_3.model_max_length)
+        with torch.no_grad():
+            embeds, negative, pooled, negative_pooled = self.pipe.encode_prompt(
+                prompt, prompt_2=None, prompt_3=None, device=self.device, do_classifier_free_guidance=True,
+                negative_prompt="", max_sequence_length=limit)
+        return SD3Prompt(embeds, negative, pooled, negative_pooled)
+
+    def schedule(self, steps: int, latents: torch.Tensor) -> torch.Tensor:
+        """The pipeline's own ``set_timesteps`` (SD3: a static shift of 3), on a copy of its scheduler."""
+        from diffusers.pipelines.stable_diffusion_3.pipeline_stable_diffusion_3 import calculate_shift
+
+        scheduler = copy.deepcopy(self.pipe.scheduler)
+        config, kwargs = scheduler.config, {}
+        if config.get("use_dynamic_shifting"):
+            patch = self.pipe.transformer.config.patch_size
+            kwargs["mu"] = calculate_shift((latents.shape[-2] // patch) * (latents.shape[-1] // patch),
+                                           config.get("base_image_seq_len", 256), config.get("max_image_seq_len", 4096),
+                                           config.get("base_shift", 0.5), config.get("max_shift", 1.16))
+        scheduler.set_timesteps(steps, device="cpu", **kwargs)
+        return scheduler.sigmas.float()
+
+    def resolve_guidance(self, guidance, role: str, steps: int):
+        if isinstance(guidance, str):
+            if guidance != "auto":
+                raise ValueError(f"guidance must be 'auto' or a number, got {guidance!r}")
+            return AUTO_GUIDANCE[role]
+        if guidance is not None and not isinstance(guidance, (int, float)):
+            raise ValueError("SD3 takes one classifier-free guidance scale per pass, not one per step: "
+                             f"give a number or 'auto', got {guidance!r}")
+        return None if guidance is None else float(guidance)
+
+    def branches(self, guidance) -> int:
+        """Transformer branches per evaluation: 2 with classifier-free guidance, else 1."""
+        return 2 if guidance is not None and guidance > 1 else 1
+
+    def velocity(self, conditioning, height: int, width: int, timesteps: torch.Tensor, guidance, features=None):
+        return SD3Velocity(self.pipe.transformer, conditioning, timesteps, guidance, features,
+                           self.pipe.scheduler.config.num_train_timesteps)
+
+    def resolve_blocks(self, blocks):
+        count = len(self.pipe.transformer.transformer_blocks)
+        chosen = tuple(range(count)) if blocks is None else tuple(int(b) for b in blocks)
+        if not chosen or any(not 0 <= b < count for b in chosen):
+            raise ValueError(f"blocks must be indices of SD3's joint blocks in 0..{count - 1}, got {list(blocks)}")
+        return chosen
+
+    def feature_processors(self, features):
+        from ..flux.attention import installed_processors
+
+        return installed_processors(self.pipe.transformer, {
+            f"transformer_blocks.{block}.attn.processor": JointFeatureAttnProcessor(block, features)
+            for block in features.blocks})

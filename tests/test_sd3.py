@@ -1,0 +1,107 @@
+"""Stable Diffusion 3 through the model boundary, on the tiny random-weight SD3 pipeline (offline): our Euler pass
+is diffusers' SD3 sampler, the schedule is the pipeline's, and invert / reconstruct / edit run with real
+classifier-free guidance counted both ways."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from fireflow_edu.adapters import model_adapter
+from fireflow_edu.cli import main
+from fireflow_edu.flux import edit, edit_inversion, invert, reconstruct
+from fireflow_edu.solvers import integrate
+
+SOURCE, TARGET = "a photo of a cat", "a photo of a dog"
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    from fireflow_edu.sd3 import tiny_sd3_pipeline
+
+    return tiny_sd3_pipeline()
+
+
+@pytest.fixture(scope="module")
+def image():
+    return (np.random.default_rng(0).random((64, 80, 3)) * 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("guidance", [None, 3.0])
+def test_our_euler_pass_is_diffusers_sd3_sampler(pipe, guidance):
+    adapter = model_adapter(pipe)
+    noise = adapter.noise(64, 64, seed=0)
+    grid = adapter.schedule(4, noise)
+    pipe.scheduler.set_timesteps(4)
+    assert torch.equal(grid, pipe.scheduler.sigmas.float()) and grid[0] == 1 and grid[-1] == 0
+    velocity = adapter.velocity(adapter.encode_prompt(SOURCE), 64, 64, grid, guidance)
+    ours = integrate(velocity, noise, grid, "euler").x
+    theirs = pipe(SOURCE, num_inference_steps=4, guidance_scale=guidance or 1.0, height=64, width=64,
+                  latents=noise.clone(), output_type="latent", max_sequence_length=32).images
+    assert torch.allclose(ours, theirs, atol=1e-6)
+
+
+def test_guidance_resolution_and_errors(pipe):
+    adapter = model_adapter(pipe)
+    assert [adapter.resolve_guidance("auto", role, 8) for role in ("invert", "edit", "generate")] == [None, 2.0, 7.0]
+    assert adapter.branches(None) == adapter.branches(1.0) == 1 and adapter.branches(2.0) == 2
+    with pytest.raises(ValueError, match="not one per step"):
+        adapter.resolve_guidance([1.0, 2.0], "edit", 2)
+
+
+def test_reconstruction_fireflow_beats_euler_at_equal_nfe(pipe, image):
+    runs = {m: reconstruct(pipe, image, SOURCE, steps=n, method=m, progress=False) for m, n in (("fireflow", 8),
+                                                                                                  ("euler", 9))}
+    assert runs["fireflow"].nfe == runs["euler"].nfe == 18 and runs["fireflow"].nfe_branches == 18  # no CFG
+    assert runs["fireflow"].metrics["latent_rmse"] < runs["euler"].metrics["latent_rmse"] / 3
+
+
+def test_edit_injects_image_v_in_joint_blocks_and_counts_both_cfg_branches(pipe, image):
+    before = dict(pipe.transformer.attn_processors)
+    result = edit(pipe, image, SOURCE, TARGET, steps=8, inject=2, blocks=[1], progress=False)
+    # 9 inversion calls without guidance, 9 denoising calls each batching the two CFG branches
+    assert (result.nfe, result.nfe_branches) == (18, 9 + 2 * 9)
+    assert result.settings["guidance"] == 2.0 and result.settings["inversion_guidance"] is None
+    assert result.injections == 2  # FireFlow calls with a stored twin in the first two steps, one block
+    assert {k: type(v) for k, v in pipe.transformer.attn_processors.items()} == {k: type(v) for k, v in before.items()}
+    plain = edit(pipe, image, SOURCE, TARGET, steps=8, inject=0, progress=False)
+    assert not np.array_equal(np.asarray(plain.image), np.asarray(result.image))  # injection changes the result
+
+
+def test_invert_once_edit_many_on_sd3(pipe, image):
+    inversion = invert(pipe, image, SOURCE, steps=4, inject=1, progress=False)
+    shared = edit_inversion(pipe, inversion, TARGET, progress=False)
+    fresh = edit(pipe, image, SOURCE, TARGET, steps=4, inject=1, progress=False)
+    assert np.array_equal(np.asarray(shared.image), np.asarray(fresh.image)) and shared.nfe_branches == 5 + 10
+
+
+def test_timestep_distilled_flux_warns_before_inverting(image):
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    from fireflow_edu.mini.model import load_mini_pipeline
+    from fireflow_edu.mini.scenes import random_scene
+
+    mini = load_mini_pipeline()
+    scene = random_scene(3).render()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the mini FLUX is a plain flow (dynamic shift): no warning
+        invert(mini, scene, "a scene", steps=2, progress=False)
+    mini.scheduler = FlowMatchEulerDiscreteScheduler(shift=1.0, use_dynamic_shifting=False)  # schnell's
+    with pytest.warns(UserWarning, match="timestep-distilled like FLUX.1-schnell"):
+        invert(mini, scene, "a scene", steps=2, progress=False)
+
+
+def test_cli_edit_runs_the_tiny_sd3_offline(tmp_path, capsys):
+    from PIL import Image
+
+    Image.fromarray((np.random.default_rng(1).random((64, 64, 3)) * 255).astype(np.uint8)).save(tmp_path / "in.png")
+    assert main(["edit", "--tiny-sd3", "--image", str(tmp_path / "in.png"), "--source-prompt", SOURCE,
+                 "--target-prompt", TARGET, "--steps", "4", "--out", str(tmp_path / "out")]) == 0
+    report = json.loads((tmp_path / "out" / "edited.json").read_text())
+    assert report["nfe"] == 10 and report["nfe_branches"] == 15 and report["model"].startswith("tiny SD3")
+    assert "random-weight" in capsys.readouterr().err
+    assert main(["bench", "--tiny-sd3"]) == 2
