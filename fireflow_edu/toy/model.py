@@ -21,7 +21,7 @@ PairSampler = Callable[[int, torch.Generator], tuple[torch.Tensor, torch.Tensor]
 
 
 class VelocityMLP(nn.Module):
-    """v(x, t): an MLP on [x, t] with two hidden layers (width 100, tanh) as in Liu's tutorial.
+    """v(x, t): an MLP on [x, t] with two tanh hidden layers (width 100 by default, as in Liu's tutorial).
 
     ``forward(x [n, d], t float or tensor) -> [n, d]``; a scalar ``t`` is broadcast.
     """
