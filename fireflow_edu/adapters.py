@@ -65,8 +65,12 @@ class StepAware:
                                  "needs to know the step: drive it with fireflow_edu.solvers.integrate or solve")
             return 0
         index, start, end = self.step
-        step, stage = (index, "start") if t == start else (
-            (min(index + 1, self.num_steps - 1), "start") if t == end else (index, "mid"))
+        if t == start:
+            step, stage = index, "start"
+        elif t == end:  # the next step's start
+            step, stage = min(index + 1, self.num_steps - 1), "start"
+        else:
+            step, stage = index, "mid"
         if self.features is not None:
             inverting = end > start
             interval = self.num_steps - 1 - step if inverting else step

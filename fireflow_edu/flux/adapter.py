@@ -64,7 +64,7 @@ class FluxAdapter:
                             timesteps, guidance, features)
 
     def resolve_blocks(self, blocks):
-        return resolve_blocks(self.pipe.transformer, blocks)
+        return resolve_blocks(blocks, len(self.pipe.transformer.single_transformer_blocks))
 
     def feature_processors(self, features):
         return feature_processors(self.pipe.transformer, features)

@@ -128,13 +128,12 @@ class FeatureAttnProcessor(FluxAttnProcessor):
         return out.flatten(2, 3).to(query.dtype)
 
 
-def resolve_blocks(transformer, blocks: Iterable[int] | range | None) -> tuple[int, ...]:
-    """Validate single-stream block indices (None = all)."""
-    count = len(transformer.single_transformer_blocks)
+def resolve_blocks(blocks: Iterable[int] | range | None, count: int, kind: str = "single-stream") -> tuple[int, ...]:
+    """Validate indices into a model's ``count`` feature blocks of ``kind`` (None = all)."""
     chosen = tuple(range(count)) if blocks is None else tuple(int(b) for b in blocks)
     bad = [b for b in chosen if not 0 <= b < count]
     if bad or not chosen:
-        raise ValueError(f"blocks must be indices of single-stream blocks in 0..{count - 1}, got {list(blocks)}")
+        raise ValueError(f"blocks must be indices of {kind} blocks in 0..{count - 1}, got {list(blocks)}")
     return chosen
 
 

@@ -73,7 +73,7 @@ def time_edit(transformer, height: int, width: int, method: str, steps: int, inj
     """
     prompt, img_ids, latents = _inputs(transformer, height, width, text_tokens)
     sampling = flux_schedule(steps, latents.shape[1])
-    features = AttentionFeatures("replace_v", inject, resolve_blocks(transformer, None))
+    features = AttentionFeatures("replace_v", inject, resolve_blocks(None, len(transformer.single_transformer_blocks)))
     clock = Clock(latents.device)
     with feature_processors(transformer, features), clock.phase("edit"):
         inverted = solve_pass(transformer, latents, prompt, img_ids, sampling.flip(0), method, 1.0, features)

@@ -162,10 +162,9 @@ def run_batch(args) -> None:
 
 
 def run_piebench(args) -> None:
-    from .piebench import format_piebench, read_piebench, run_piebench
+    from .piebench import format_piebench, run_piebench
     from .piebench_metrics import PieBenchScorer
 
-    read_piebench(args.data)  # a wrong folder is reported before any model loads
     if args.out.exists() and not args.out.is_dir():
         raise ValueError(f"--out {args.out} is a file; give a folder (it holds the edited images, cases/, summary.json)")
     if args.out.resolve() == args.data.resolve():

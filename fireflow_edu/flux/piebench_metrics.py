@@ -71,21 +71,19 @@ class PieBenchScorer:
                  dino: str | Path | None = None):
         self.device = torch.device(device)
         self.absent: dict[str, str] = {}
-        self.lpips = self._load("lpips_unedit", self._lpips)
-        self.clip = self._load("clip", lambda: self._clip(clip))
-        self.dino = self._load("structure_distance", lambda: self._dino(dino))
-        if self.clip is None:
-            self.absent = {**{k: v for k, v in self.absent.items() if k != "clip"},
-                           "clip_whole": self.absent["clip"], "clip_edited": self.absent["clip"]}
+        self.lpips = self._load(("lpips_unedit",), self._lpips)
+        self.clip = self._load(("clip_whole", "clip_edited"), lambda: self._clip(clip))
+        self.dino = self._load(("structure_distance",), lambda: self._dino(dino))
         if self.absent:
             warnings.warn("PIE-Bench metrics reported absent (None), their weights are not here:\n"
                           + "\n".join(f"- {name}: {why}" for name, why in self.absent.items()), stacklevel=2)
 
-    def _load(self, name: str, build):
+    def _load(self, metrics: tuple[str, ...], build):
+        """``build()``, or None with ``metrics`` recorded absent when its weights are missing."""
         try:
             return build()
         except FileNotFoundError as error:
-            self.absent[name] = str(error)
+            self.absent.update(dict.fromkeys(metrics, str(error)))
             return None
 
     def _lpips(self):

@@ -165,11 +165,9 @@ class SD3Adapter:
                            self.pipe.scheduler.config.num_train_timesteps)
 
     def resolve_blocks(self, blocks):
-        count = len(self.pipe.transformer.transformer_blocks)
-        chosen = tuple(range(count)) if blocks is None else tuple(int(b) for b in blocks)
-        if not chosen or any(not 0 <= b < count for b in chosen):
-            raise ValueError(f"blocks must be indices of SD3's joint blocks in 0..{count - 1}, got {list(blocks)}")
-        return chosen
+        from ..flux.attention import resolve_blocks
+
+        return resolve_blocks(blocks, len(self.pipe.transformer.transformer_blocks), "SD3's joint")
 
     def feature_processors(self, features):
         from ..flux.attention import installed_processors
