@@ -1,6 +1,6 @@
 # Issue 10: which 1-RF training change reduces the learned flow's mode-mass error (60k samples, nearest target
 # mode)? python benchmarks/toy_mass_error.py (2-core CPU, about 45 min alone; output in toy_mass_error.log).
-import copy, sys, time, torch
+import copy, time, torch
 from fireflow_edu.toy.mixtures import default_source, default_target
 from fireflow_edu.toy.model import VelocityMLP, rectified_flow_loss
 from fireflow_edu.solvers import integrate

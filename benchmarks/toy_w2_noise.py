@@ -1,7 +1,7 @@
 # Issue 10: is full-mode W2 > fast-mode W2 a training effect or noise-sample luck? (python benchmarks/toy_w2_noise.py;
 # 2-core CPU, about 13 min; output in toy_w2_noise.log). W2 on 2000 samples per noise draw, max mode-mass error
 # per draw, mode masses from 60k samples, and two floors: stratified vs stratified, i.i.d. vs stratified.
-import sys, time, torch
+import time, torch
 from fireflow_edu.toy.experiment import train_toy_flows
 from fireflow_edu.toy.metrics import w2_distance
 from fireflow_edu.solvers import integrate

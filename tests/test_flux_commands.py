@@ -125,8 +125,8 @@ def test_the_shipped_mini_flux_runs_from_the_command_line_with_default_arguments
     assert main(["edit", "--image", str(tmp_path / "scene.png"), "--source-prompt", case.source.caption,
                  "--target-prompt", case.target.caption, "--model", "mini", "--out", str(tmp_path / "e")]) == 0
     report = json.loads((tmp_path / "e" / "edited.json").read_text())
-    # no guidance embedding (schnell-like): "auto" guidance means none, both ways
-    assert report["nfe"] == 18 and report["settings"]["guidance"] is None and report["settings"]["inversion_guidance"] is None
+    # a mini FLUX.1-dev: "auto" guidance is FLUX.1-dev's, 1 to invert and 2 to edit
+    assert report["nfe"] == 18 and report["settings"]["guidance"] == 2.0 and report["settings"]["inversion_guidance"] == 1.0
     # a fresh process, stderr not a terminal: no notes about torchvision, the mini VAE's type or loading bars
     run = subprocess.run([sys.executable, "-m", "fireflow_edu", "reconstruct", "--image", str(tmp_path / "scene.png"),
                           "--prompt", case.source.caption, "--model", str(SHIPPED), "--out", str(tmp_path / "r")],

@@ -98,7 +98,7 @@ def test_the_checker_sees_an_upward_import(tmp_path, monkeypatch):
     assert {module for module in package_imports(fake) if layer(module) > layer("solvers")} == {"flux.commands"}
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["demo", "--help"], ["grade", "--help"]])
+@pytest.mark.parametrize("argv", [["--help"], ["demo", "--help"], ["grade", "--help"], ["mini-train", "--help"]])
 def test_help_imports_no_heavy_library(argv):
     code = ("import sys\nfrom fireflow_edu.cli import main\n"
             f"try:\n    main({argv!r})\nexcept SystemExit:\n    pass\n"

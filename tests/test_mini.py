@@ -12,7 +12,8 @@ from fireflow_edu.mini.benchmark import edit_cases, score_edit
 from fireflow_edu.mini.detect import check_scene, detect
 from fireflow_edu.mini.model import SHIPPED, build_mini_pipeline, load_mini_pipeline
 from fireflow_edu.mini.scenes import EDIT_KINDS, Scene, Shape, make_edit, random_scene
-from fireflow_edu.mini.train import EVAL_SEED_OFFSET, train_mini_flux
+from fireflow_edu.mini.train import EVAL_SEED_OFFSET, call, lineage, run_minutes, student_from, train_mini_flux
+from fireflow_edu.mini.train_config import TrainConfig
 from fireflow_edu.mini.vae import PixelShuffleVAE
 
 
@@ -64,16 +65,73 @@ def test_pixel_shuffle_vae_is_lossless_and_reloads(tmp_path):
     assert PixelShuffleVAE.from_pretrained(tmp_path).config.block_out_channels == [3, 3]
 
 
-def test_training_smoke_saves_a_pipeline_that_loads_and_edits(tmp_path):
-    pipe = build_mini_pipeline(seed=0)
-    losses = train_mini_flux(pipe, steps=3, batch_size=4, progress=False)
-    assert len(losses) == 3 and all(np.isfinite(losses))
+TINY_RUN = dict(teacher_steps=3, distill_steps=2, batch_size=4, eval_every=2, eval_captions=2,
+                eval_reconstructions=1, checkpoint_every=1)
+
+
+def test_training_distils_a_guidance_embedding_and_saves_a_pipeline_that_edits_with_defaults(tmp_path):
+    teacher = build_mini_pipeline(seed=0)
+    pipe, record = train_mini_flux(teacher, TrainConfig(**TINY_RUN), progress=False)
+    assert pipe.transformer.config.guidance_embeds
+    assert [row["step"] for row in record["teacher"]["curve"]] == [2, 3]
+    assert [row["step"] for row in record["distill"]["curve"]] == [2]
+    assert 0 < record["distill"]["curve"][-1]["reconstruction_psnr"] < 100
     pipe.save_pretrained(tmp_path)
     assert type(FluxPipeline.from_pretrained(tmp_path).vae).__name__ == "PixelShuffleVAE"
     loaded = load_mini_pipeline(tmp_path)
+    assert loaded.transformer.config.guidance_embeds
     case = make_edit(3, "change_color")
     result = edit(loaded, case.source.render(), case.source.caption, case.target.caption, progress=False)
     assert result.nfe == 18 and result.image.size == (32, 32)
+    assert result.settings["guidance"] == 2.0 and result.settings["inversion_guidance"] == 1.0
+
+
+def test_student_starts_as_the_teachers_conditional_branch():
+    teacher = build_mini_pipeline(seed=1).transformer
+    student = student_from(teacher)
+    x, text = torch.randn(2, 64, 48), (torch.randn(2, 16, 64), torch.randn(2, 64), torch.zeros(16, 3))
+    ids, t = torch.zeros(64, 3), torch.tensor([0.3, 0.8])
+    with torch.no_grad():
+        torch.testing.assert_close(call(student, x, t, text, ids, torch.tensor([1.0, 4.0])), call(teacher, x, t, text, ids))
+
+
+def test_training_resumes_from_its_checkpoint_to_the_same_weights(tmp_path):
+    config = TrainConfig(**TINY_RUN)
+    straight, _ = train_mini_flux(build_mini_pipeline(seed=0), config, tmp_path / "straight", progress=False)
+    teacher = load_mini_pipeline(tmp_path / "straight" / "teacher")  # kept to distil again or compare with
+    assert not teacher.transformer.config.guidance_embeds
+    assert json.loads((tmp_path / "straight" / "teacher" / "training.json").read_text())["teacher"]["curve"][-1]["step"] == 3
+
+    def interrupt(phase, row):
+        if phase == "distill":
+            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        train_mini_flux(build_mini_pipeline(seed=0), config, tmp_path / "resumed", progress=False, on_eval=interrupt)
+    resumed, record = train_mini_flux(build_mini_pipeline(seed=0), config, tmp_path / "resumed", progress=False)
+    assert len(record["distill"]["loss_every_100"]) == 1 and record["teacher"]["curve"][-1]["step"] == 3
+    for a, b in zip(straight.transformer.parameters(), resumed.transformer.parameters()):
+        torch.testing.assert_close(a, b)
+    with pytest.raises(ValueError, match="batch_size"):
+        train_mini_flux(build_mini_pipeline(seed=0), TrainConfig(**{**TINY_RUN, "batch_size": 5}), tmp_path / "resumed")
+
+
+def test_lineage_lists_the_runs_a_model_was_initialised_from_oldest_first():
+    base = {"seconds": 600.0}  # a record from before distillation
+    teacher = {"init": {"path": "base", "training": base}, "teacher": {"minutes": 5.0}}
+    student = {"init": {"path": "teacher", "training": teacher}, "teacher": {"minutes": 0.0}, "distill": {"minutes": 7.5}}
+    assert lineage(student) == [base, teacher, student] and lineage(base) == [base]
+    assert [run_minutes(run) for run in lineage(student)] == [10.0, 5.0, 7.5]
+
+
+def test_training_rejects_bad_settings_and_a_distilled_start():
+    with pytest.raises(ValueError, match="caption_dropout"):
+        TrainConfig(caption_dropout=1.5)
+    with pytest.raises(ValueError, match="guidance_range"):
+        TrainConfig(guidance_range=(3, 1))
+    with pytest.raises(ValueError, match="not both 0"):
+        TrainConfig(teacher_steps=0, distill_steps=0)
+    with pytest.raises(ValueError, match="guidance embedding"):
+        train_mini_flux(load_mini_pipeline(), TrainConfig(**TINY_RUN))
 
 
 def test_edit_scores_are_perfect_for_the_ground_truth():
@@ -93,7 +151,9 @@ def test_shipped_model_loads_offline_both_ways(shipped):
     plain = FluxPipeline.from_pretrained(SHIPPED)
     for a, b in zip(plain.transformer.parameters(), shipped.transformer.parameters()):
         assert torch.equal(a, b)
-    assert json.loads((SHIPPED / "training.json").read_text())["seconds"] < 45 * 60
+    assert shipped.transformer.config.guidance_embeds  # a mini FLUX.1-dev
+    runs = lineage(json.loads((SHIPPED / "training.json").read_text()))
+    assert sum(run_minutes(run) for run in runs) <= 120  # on 2 CPU cores, every run it was fine-tuned from included
 
 
 def test_shipped_model_reconstructs_held_out_scenes_better_with_fireflow_at_equal_nfe(shipped):
@@ -130,7 +190,7 @@ def test_mini_commands_keep_the_shipped_model_and_existing_results(tmp_path, cap
     from fireflow_edu.cli import main
 
     before = (SHIPPED / "transformer" / "config.json").read_bytes()
-    assert main(["mini-train", "--out", str(SHIPPED), "--steps", "1"]) == 2
+    assert main(["mini-train", "--out", str(SHIPPED), "--teacher-steps", "1"]) == 2
     assert "--overwrite" in capsys.readouterr().err
     assert (SHIPPED / "transformer" / "config.json").read_bytes() == before
     results = tmp_path / "mini.json"

@@ -82,13 +82,13 @@ def test_invert_once_edit_many_on_sd3(pipe, image):
 def test_timestep_distilled_flux_warns_before_inverting(image):
     from diffusers import FlowMatchEulerDiscreteScheduler
 
-    from fireflow_edu.mini.model import load_mini_pipeline
+    from fireflow_edu.mini.model import build_mini_pipeline
     from fireflow_edu.mini.scenes import random_scene
 
-    mini = load_mini_pipeline()
+    mini = build_mini_pipeline()  # a mini FLUX teacher: no guidance embedding, like schnell
     scene = random_scene(3).render()
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # the mini FLUX is a plain flow (dynamic shift): no warning
+        warnings.simplefilter("error")  # but a plain flow on FLUX.1-dev's shifted schedule: no warning
         invert(mini, scene, "a scene", steps=2, progress=False)
     mini.scheduler = FlowMatchEulerDiscreteScheduler(shift=1.0, use_dynamic_shifting=False)  # schnell's
     with pytest.warns(UserWarning, match="timestep-distilled like FLUX.1-schnell"):

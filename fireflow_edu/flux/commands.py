@@ -201,7 +201,7 @@ def _solver_options(parser, auto_guidance: str) -> None:
     parser.add_argument("--guidance", type=_guidance, default="auto",
                         help="FLUX guidance: a number or a per-step list like 1,2,2,2 (default auto: "
                         f"{auto_guidance} for guidance-distilled models such as FLUX.1-dev, "
-                        "none for FLUX.1-schnell and the mini FLUX)")
+                        "none for FLUX.1-schnell)")
 
 
 def _edit_options(parser) -> None:

@@ -45,7 +45,7 @@ def resolve_guidance(guidance: Guidance, embedded: bool, default: float) -> floa
     """What ``guidance`` means for a transformer with (``embedded``) or without a guidance embedding.
 
     ``"auto"`` (every default in this package) is ``default`` for a guidance-distilled model
-    (FLUX.1-dev) and None for a model without the embedding (FLUX.1-schnell, the mini FLUX),
+    (FLUX.1-dev, the mini FLUX) and None for a model without the embedding (FLUX.1-schnell),
     as diffusers decides from ``transformer.config.guidance_embeds``. A number or a per-step list is
     accepted only by a model that has the embedding.
     """

@@ -1,7 +1,8 @@
 """Scoring the mini FLUX against exact ground truth: analogues of the paper's Tables 2, 3, 4 and 6.
 
-- Text to image (Table 2): images generated from held-out captions, read back by the
-  detector (background, object count, colours, shapes).
+- Text to image (Table 2): images generated from held-out captions at guidance 2, read back
+  by the detector (background, object count, colours, shapes); and FireFlow 10 at each guidance
+  scale, to show what the distilled guidance embedding does.
 - Reconstruction (Table 3): invert held-out renders and regenerate with the same caption;
   PSNR / SSIM / RMSE against the render, solvers at equal NFE.
 - Editing (Tables 4 and 6): ground-truth edit cases of five kinds; background PSNR outside
@@ -25,6 +26,7 @@ from .scenes import EDIT_KINDS, SIZE, make_edit, random_scene
 from .train import EVAL_SEED_OFFSET
 
 GENERATION = (("euler", 20), ("fireflow", 10))
+GUIDANCE_SCALES = (1.0, 1.5, 2.0, 3.0, 4.0)
 RECONSTRUCTION = (("euler", 9), ("rf_solver", 5), ("fireflow", 8), ("euler", 31), ("rf_solver", 15), ("fireflow", 30))
 EDITING = (  # (label, method, steps, inject, strategy): the paper's settings, injection ~1/8 of the steps
     ("euler 28", "euler", 28, 4, "replace_v"),
@@ -41,17 +43,24 @@ def _mean(values) -> float:
     return float(statistics.fmean(values)) if values else float("nan")
 
 
-def text_to_image(pipe, num_captions: int = 200, configs=GENERATION, progress: bool = True) -> dict:
+def text_to_image(pipe, num_captions: int = 200, configs=GENERATION, guidance="auto",
+                  progress: bool = True) -> dict:
     """Fraction of generated images whose detected content matches the caption, per attribute."""
     results = {}
     scenes = [random_scene(EVAL_SEED_OFFSET + i) for i in range(num_captions)]
     for method, steps in configs:
         checks, nfe = [], 0
         for i, scene in enumerate(tqdm(scenes, desc=f"generate {method} {steps}", disable=not progress)):
-            image, nfe = generate(pipe, scene.caption, SIZE, SIZE, steps=steps, method=method, seed=i)
+            image, nfe = generate(pipe, scene.caption, SIZE, SIZE, steps=steps, method=method, guidance=guidance,
+                                  seed=i)
             checks.append(check_scene(np.asarray(image), scene))
         results[f"{method} {steps}"] = {"nfe": nfe, **{key: _mean([c[key] for c in checks]) for key in checks[0]}}
     return results
+
+
+def guidance_sweep(pipe, num_captions: int = 200, scales=GUIDANCE_SCALES, progress: bool = True) -> dict:
+    """Text-to-image accuracy (FireFlow 10 steps) at each distilled guidance scale: what the embedding learned."""
+    return {str(g): text_to_image(pipe, num_captions, (("fireflow", 10),), g, progress)["fireflow 10"] for g in scales}
 
 
 def reconstruction(pipe, num_images: int = 100, configs=RECONSTRUCTION, progress: bool = True) -> dict:
@@ -103,7 +112,9 @@ def editing(pipe, num_cases: int = 200, configs=EDITING, progress: bool = True) 
 
 def run_mini_benchmark(pipe, num_captions: int = 200, num_reconstructions: int = 100, num_edits: int = 200,
                        progress: bool = True) -> dict:
+    embedded = pipe.transformer.config.guidance_embeds  # a teacher from mini-train --distill-steps 0 has none
     return {"text_to_image": text_to_image(pipe, num_captions, progress=progress),
+            "guidance": guidance_sweep(pipe, num_captions, progress=progress) if embedded else {},
             "reconstruction": reconstruction(pipe, num_reconstructions, progress=progress),
             "editing": editing(pipe, num_edits, progress=progress),
             "counts": {"captions": num_captions, "reconstructions": num_reconstructions, "edits": num_edits}}
@@ -116,6 +127,11 @@ def format_mini_benchmark(results: dict) -> str:
     for label, row in results["text_to_image"].items():
         lines.append(f"  {label:<14}{row['nfe']:>5}{row['background']:>9.1%}{row['count']:>8.1%}"
                      f"{row['colors']:>9.1%}{row['shapes']:>8.1%}{row['all']:>7.1%}")
+    if results["guidance"]:
+        lines += ["\nGuidance (FireFlow 10 steps; the distilled guidance embedding at each scale)",
+                  f"  {'guidance':<14}{'count':>8}{'colours':>9}{'shapes':>8}{'all':>7}"]
+    for scale, row in results["guidance"].items():
+        lines.append(f"  {scale:<14}{row['count']:>8.1%}{row['colors']:>9.1%}{row['shapes']:>8.1%}{row['all']:>7.1%}")
     lines += [f"\nReconstruction ({counts['reconstructions']} held-out renders; inversion + regeneration)",
               f"  {'solver':<14}{'NFE':>5}{'PSNR':>8}{'SSIM':>8}{'RMSE':>8}"]
     for label, row in results["reconstruction"].items():

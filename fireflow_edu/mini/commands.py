@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from ..reporting import write_json
@@ -10,24 +9,38 @@ from .model import SHIPPED
 
 
 def run_train(args) -> None:
-    import numpy as np
+    import json
+    from dataclasses import fields
 
-    from .model import build_mini_pipeline
-    from .train import train_mini_flux
+    from .model import build_mini_pipeline, load_mini_pipeline
+    from .train import lineage, run_minutes, train_mini_flux
+    from .train_config import TrainConfig
 
     if args.out.resolve() == SHIPPED.resolve() and not args.overwrite:
         raise ValueError(f"--out {args.out} is the shipped model; pass --overwrite to replace it")
     if args.out.exists() and not args.out.is_dir():
         raise ValueError(f"--out {args.out} is a file; give a folder")
-    pipe = build_mini_pipeline(args.seed)
-    start = time.perf_counter()
-    losses = train_mini_flux(pipe, args.steps, args.batch_size, args.lr, args.seed)
+    config = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
+    init = None
+    if args.init is not None:
+        if not (args.init / "model_index.json").is_file():
+            raise ValueError(f"--init {args.init} holds no model_index.json; give a folder saved by mini-train")
+        init = {"path": str(args.init)}
+        if (args.init / "training.json").is_file():
+            init["training"] = json.loads((args.init / "training.json").read_text())
+    pipe = load_mini_pipeline(args.init) if init else build_mini_pipeline(args.seed)
+    pipe, record = train_mini_flux(pipe, config, args.out, on_eval=_print_eval, init=init)
     pipe.save_pretrained(args.out)
-    record = {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
-              "seconds": round(time.perf_counter() - start, 1), "final_loss": float(np.mean(losses[-200:])),
-              "loss_every_100": [float(np.mean(losses[i:i + 100])) for i in range(0, len(losses), 100)]}
     write_json(args.out / "training.json", record)
-    print(f"saved to {args.out}: {record['seconds']} s, final loss {record['final_loss']:.4f}")
+    total = sum(run_minutes(run) for run in lineage(record))
+    print(f"saved to {args.out} after {run_minutes(record):.1f} min of training ({total:.1f} min with --init's)")
+
+
+def _print_eval(phase: str, row: dict) -> None:
+    print(f"{phase} step {row['step']} ({row['minutes']:.1f} min): count {row['count']:.1%}, "
+          f"colours {row['colors']:.1%}, shapes {row['shapes']:.1%}, all {row['all']:.1%}, "
+          f"reconstruction {row['reconstruction_psnr']:.2f} dB (worst {row['worst_reconstruction_psnr']:.2f})",
+          flush=True)
 
 
 def run_bench(args) -> None:
@@ -54,12 +67,44 @@ def run_piebench(args) -> None:
 
 
 def _train_command(train) -> None:
-    train.description = ("Rectified-flow training of a small FluxPipeline on procedurally rendered, captioned "
-                         "32x32 scenes; saves it with save_pretrained.")
-    train.add_argument("--steps", type=int, default=5000, help="AdamW steps (default 5000, about 35 min on 2 cores)")
-    train.add_argument("--batch-size", type=int, default=64, help="scenes per step (default 64)")
-    train.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default 1e-3)")
-    train.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    from .train_config import TrainConfig
+
+    d = TrainConfig()
+    train.description = ("Train a mini FLUX.1-dev on procedurally rendered, captioned 32x32 scenes: a rectified-flow "
+                         "teacher with caption dropout, then a student that distils its classifier-free guidance "
+                         "into a guidance embedding. Checkpoints in --out; a rerun with the same --out resumes.")
+    train.add_argument("--init", type=Path, default=None,
+                       help="fine-tune this trained mini FLUX without guidance embedding instead of fresh weights")
+    train.add_argument("--teacher-steps", type=int, default=d.teacher_steps,
+                       help=f"teacher AdamW steps (default {d.teacher_steps})")
+    train.add_argument("--distill-steps", type=int, default=d.distill_steps,
+                       help=f"distillation steps (default {d.distill_steps}; 0 keeps the teacher)")
+    train.add_argument("--batch-size", type=int, default=d.batch_size, help=f"scenes per step (default {d.batch_size})")
+    train.add_argument("--lr", type=float, default=d.lr, help=f"teacher peak learning rate (default {d.lr})")
+    train.add_argument("--distill-lr", type=float, default=d.distill_lr,
+                       help=f"student peak learning rate (default {d.distill_lr})")
+    train.add_argument("--warmup", type=int, default=d.warmup, help=f"learning-rate warm-up steps (default {d.warmup})")
+    train.add_argument("--caption-dropout", type=float, default=d.caption_dropout,
+                       help=f"share of captions replaced by the empty prompt (default {d.caption_dropout})")
+    train.add_argument("--uniform-t", type=float, default=d.uniform_t,
+                       help=f"share of t drawn uniformly instead of logit-normal (default {d.uniform_t})")
+    train.add_argument("--guidance-range", type=float, nargs=2, default=d.guidance_range, metavar=("LOW", "HIGH"),
+                       help="guidance scales the student learns (default 1 4)")
+    train.add_argument("--guidance-one-share", type=float, default=d.guidance_one_share,
+                       help=f"share of each distillation batch at guidance 1, the flow inversion follows "
+                       f"(default {d.guidance_one_share})")
+    train.add_argument("--seed", type=int, default=d.seed, help=f"random seed (default {d.seed})")
+    train.add_argument("--eval-every", type=int, default=d.eval_every,
+                       help=f"steps between held-out evaluations (default {d.eval_every})")
+    train.add_argument("--eval-captions", type=int, default=d.eval_captions,
+                       help=f"held-out captions per evaluation (default {d.eval_captions})")
+    train.add_argument("--eval-reconstructions", type=int, default=d.eval_reconstructions,
+                       help=f"held-out renders reconstructed per evaluation (default {d.eval_reconstructions})")
+    train.add_argument("--eval-guidance", type=float, default=d.eval_guidance,
+                       help=f"guidance of the held-out text to image (default {d.eval_guidance})")
+    train.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every,
+                       help=f"steps between checkpoints (default {d.checkpoint_every})")
+    train.add_argument("--compile", action="store_true", help="torch.compile the transformer")
     train.add_argument("--out", type=Path, default=Path("out/mini_flux"), help="output folder (default out/mini_flux)")
     train.add_argument("--overwrite", action="store_true", help=f"allow --out to be the shipped model ({SHIPPED})")
     train.set_defaults(run=run_train)

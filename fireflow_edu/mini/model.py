@@ -3,9 +3,10 @@
 FluxTransformer2DModel (2 double-stream + 4 single-stream blocks, 4 heads x 32),
 CLIP and T5 text encoders of width 64 with word-level tokenizers over the scene
 grammar, and :class:`~fireflow_edu.mini.vae.PixelShuffleVAE` in place of the VAE:
-a 32x32 image becomes 64 tokens of 48 values (4x4 RGB patches). No guidance
-embedding (like FLUX.1-schnell): the default ``guidance="auto"`` of ``edit``, ``generate``
-and the CLI resolves to none for it.
+a 32x32 image becomes 64 tokens of 48 values (4x4 RGB patches). The shipped model is a
+mini FLUX.1-dev: its transformer has FLUX.1-dev's guidance embedding, learned by distilling
+classifier-free guidance (:mod:`fireflow_edu.mini.train`), so ``guidance="auto"`` means what it
+means for FLUX.1-dev (1 to invert, 2 to edit and generate).
 """
 
 from __future__ import annotations
@@ -13,23 +14,22 @@ from __future__ import annotations
 from importlib.resources import files
 from pathlib import Path
 
-import torch
-
-from ..flux.tiny import build_text_side, flux_scheduler
-from .scenes import VOCABULARY
-from .vae import PixelShuffleVAE
-
-# package data, so a wheel install finds it too (files() is a real folder for any non-zip install)
+# package data, so a wheel install finds it too (files() is a real folder for any non-zip install); heavy
+# imports live in the functions, so the CLI's help can name this folder without loading torch
 SHIPPED = Path(str(files("fireflow_edu.mini") / "pretrained"))
 TEXT_DIM = 64
 MAX_WORDS = 16  # the longest caption has 13 words + [EOS]
 
 
 def build_mini_pipeline(seed: int = 0):
-    """A freshly initialised mini FLUX pipeline (fp32, CPU), seeded."""
+    """A freshly initialised mini FLUX pipeline (fp32, CPU), seeded: a teacher, without guidance embedding."""
+    import torch
     from diffusers import FluxTransformer2DModel
 
     from ..flux.loading import flux_pipeline_class
+    from ..flux.tiny import build_text_side, flux_scheduler
+    from .scenes import VOCABULARY
+    from .vae import PixelShuffleVAE
 
     torch.manual_seed(seed)
     text_side = build_text_side(VOCABULARY, TEXT_DIM, t5_length=MAX_WORDS)
@@ -43,6 +43,8 @@ def build_mini_pipeline(seed: int = 0):
 
 def load_mini_pipeline(path: str | Path = SHIPPED):
     """The trained mini FLUX shipped inside the package (or another ``save_pretrained`` folder)."""
+    import torch
+
     from ..flux.loading import load_pipeline
 
     return load_pipeline(path, device="cpu", dtype=torch.float32)
