@@ -115,6 +115,23 @@ def test_training_resumes_from_its_checkpoint_to_the_same_weights(tmp_path):
         train_mini_flux(build_mini_pipeline(seed=0), TrainConfig(**{**TINY_RUN, "batch_size": 5}), tmp_path / "resumed")
 
 
+def test_mini_train_command_trains_then_fine_tunes_from_its_teacher(tmp_path, capsys):
+    from fireflow_edu.cli import main
+
+    tiny = ["--batch-size", "2", "--eval-every", "1", "--eval-captions", "1", "--eval-reconstructions", "1"]
+    assert main(["mini-train", "--teacher-steps", "1", "--distill-steps", "1", *tiny, "--out", str(tmp_path / "a")]) == 0
+    assert "teacher step 1" in capsys.readouterr().out
+    assert main(["mini-train", "--init", str(tmp_path / "a" / "teacher"), "--teacher-steps", "0", "--distill-steps", "1",
+                 *tiny, "--out", str(tmp_path / "b")]) == 0
+    record = json.loads((tmp_path / "b" / "training.json").read_text())
+    assert [run["config"]["teacher_steps"] for run in lineage(record)] == [1, 0]
+    assert record["init"]["path"] == str(tmp_path / "a" / "teacher") and load_mini_pipeline(tmp_path / "b").transformer.config.guidance_embeds
+    assert main(["mini-train", "--init", str(tmp_path / "b"), "--out", str(tmp_path / "c")]) == 2  # a student already
+    assert "guidance embedding" in capsys.readouterr().err
+    assert main(["mini-train", "--init", str(tmp_path / "none"), "--out", str(tmp_path / "c")]) == 2
+    assert "model_index.json" in capsys.readouterr().err
+
+
 def test_lineage_lists_the_runs_a_model_was_initialised_from_oldest_first():
     base = {"seconds": 600.0}  # a record from before distillation
     teacher = {"init": {"path": "base", "training": base}, "teacher": {"minutes": 5.0}}
