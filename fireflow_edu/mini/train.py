@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..flux.images import latent_image_ids
+from ..flux.images import decode_latents, latent_image_ids
 from ..reporting import write_json
 from ..schedules import flux_schedule
 from ..solvers import integrate
@@ -130,9 +130,7 @@ def evaluate(pipe, transformer, num_captions: int, num_reconstructions: int, gui
             velocity = lambda x, t: cfg_velocity(transformer, x, torch.full((len(x),), float(t)),  # noqa: E731
                                                  cond, uncond, img_ids, guidance)
         x = integrate(velocity, noise, flux_schedule(steps, img_ids.shape[0]), "fireflow").x
-        pixels = pipe._unpack_latents(x, SIZE, SIZE, pipe.vae_scale_factor)
-        images = ((pipe.vae.decode(pixels, return_dict=False)[0].clamp(-1, 1) + 1) * 127.5).round().byte()
-        checks = [check_scene(img.permute(1, 2, 0).numpy(), s) for img, s in zip(images, scenes)]
+        checks = [check_scene(decode_latents(pipe, x[i:i + 1], SIZE, SIZE), s) for i, s in enumerate(scenes)]
         held_out = [random_scene(EVAL_SEED_OFFSET + 10_000 + i) for i in range(num_reconstructions)]
         psnrs = [min(reconstruct(pipe, s.render(), s.caption, steps=8, progress=False).metrics["psnr"], 100.0) for s in held_out]
     return {**{key: float(np.mean([c[key] for c in checks])) for key in checks[0]},
