@@ -45,6 +45,32 @@ def test_our_euler_pass_is_diffusers_sd3_sampler(pipe, guidance):
     assert torch.allclose(ours, theirs, atol=1e-6)
 
 
+def test_bf16_euler_pass_calls_the_transformer_as_diffusers_sd3_sampler_does():
+    """In bfloat16 the transformer gets the same float32 timesteps from us as from diffusers' SD3 pipeline
+    (1000 t in bf16 would round, 964.29 to 964) and the pass ends where diffusers' does, up to the bf16
+    rounding of the state that diffusers keeps in bf16 and we in float32."""
+    from fireflow_edu.sd3 import tiny_sd3_pipeline
+
+    bf16 = tiny_sd3_pipeline().to(dtype=torch.bfloat16)
+    seen = []
+    hook = bf16.transformer.register_forward_pre_hook(
+        lambda module, args, kwargs: seen.append(kwargs["timestep"].clone()), with_kwargs=True)
+    adapter = model_adapter(bf16)
+    noise = adapter.noise(64, 64, seed=0)
+    grid = adapter.schedule(7, noise)
+    assert (grid[:-1] * 1000).to(torch.bfloat16).float().ne(grid[:-1] * 1000).any()  # bf16 would round these
+    velocity = adapter.velocity(adapter.encode_prompt(SOURCE), 64, 64, grid, None)
+    ours = integrate(velocity, noise, grid, "euler").x
+    ours_timesteps, seen[:] = list(seen), []
+    theirs = bf16(SOURCE, num_inference_steps=7, guidance_scale=1.0, height=64, width=64,
+                  latents=noise.clone(), output_type="latent", max_sequence_length=32).images
+    hook.remove()
+    assert len(ours_timesteps) == len(seen) == 7
+    for mine, reference in zip(ours_timesteps, seen):
+        assert mine.dtype == reference.dtype == torch.float32 and torch.allclose(mine, reference, rtol=1e-6)
+    assert torch.allclose(ours, theirs.float(), atol=0.05)
+
+
 def test_guidance_resolution_and_errors(pipe):
     adapter = model_adapter(pipe)
     assert [adapter.resolve_guidance("auto", role, 8) for role in ("invert", "edit", "generate")] == [None, 2.0, 7.0]

@@ -56,7 +56,8 @@ class SD3Velocity(StepAware):
         if self.cfg:
             inputs = torch.cat([x, x])
             embeds, pooled = torch.cat([p.negative_embeds, p.embeds]), torch.cat([p.negative_pooled, p.pooled])
-        timestep = torch.full((inputs.shape[0],), float(t) * self.scale, device=x.device, dtype=dtype)
+        # float32 as diffusers' SD3 pipeline passes it: in bf16, 1000 t rounds (964.29 -> 964), moving midpoints
+        timestep = torch.full((inputs.shape[0],), float(t) * self.scale, device=x.device, dtype=torch.float32)
         with torch.no_grad():
             v = self.transformer(hidden_states=inputs.to(dtype), timestep=timestep, encoder_hidden_states=embeds,
                                  pooled_projections=pooled, return_dict=False)[0]
