@@ -58,7 +58,12 @@ class StepAware:
         self.step = (index, t, t_next)
 
     def locate(self, t: float) -> int:
-        """The step index of an evaluation at ``t``; tells the features where they are and what to do."""
+        """The interval of an evaluation at ``t``, counted from the noise end (0 = the step leaving t = 1).
+
+        Tells the features where they are and what to do. Anything given per step (features, guidance lists)
+        is indexed by this interval, so an inversion pass and a denoising pass agree on which value belongs to
+        which stretch of the time axis, whichever way they walk it.
+        """
         if self.step is None:
             if self.features is not None or self.varies_per_step:
                 raise ValueError(f"this {type(self).__name__} injects features or varies guidance per step, so it "
@@ -71,8 +76,8 @@ class StepAware:
             step, stage = min(index + 1, self.num_steps - 1), "start"
         else:
             step, stage = index, "mid"
+        inverting = end > start
+        interval = self.num_steps - 1 - step if inverting else step
         if self.features is not None:
-            inverting = end > start
-            interval = self.num_steps - 1 - step if inverting else step
             self.features.at(interval, stage, "store" if inverting else "inject")
-        return step
+        return interval

@@ -165,6 +165,26 @@ def test_add_strategies_and_per_step_guidance(pipe, image):
         edit(pipe, image, SOURCE, TARGET, steps=4, guidance=[1, 2, 2], progress=False)
 
 
+def test_a_guidance_list_is_indexed_by_interval_in_both_passes(pipe, image):
+    """reconstruct takes one list for both passes: inversion reads it from the data end, so both passes apply
+    the same guidance over each interval and the round trip is as close as with one constant guidance."""
+    constant = reconstruct(pipe, image, SOURCE, steps=8, guidance=1.0, progress=False).metrics["latent_rmse"]
+    listed = reconstruct(pipe, image, SOURCE, steps=8, guidance=[4, 4, 3, 3, 2, 2, 1, 1], progress=False)
+    assert listed.metrics["latent_rmse"] < 2 * constant
+    # the values reach the transformer interval by interval: the denoising pass's first call is at the noise end
+    seen = []
+    hook = pipe.transformer.register_forward_pre_hook(
+        lambda module, args, kwargs: seen.append((float(kwargs["timestep"][0]), float(kwargs["guidance"][0]))),
+        with_kwargs=True)
+    try:
+        reconstruct(pipe, image, SOURCE, steps=2, method="euler", guidance=[3, 1], progress=False)
+    finally:
+        hook.remove()
+    inverting, denoising = seen[:2], seen[2:]
+    assert inverting[0][0] == 0.0 and denoising[0][0] == 1.0  # Euler evaluates at each step's start
+    assert [g for _, g in inverting] == [1.0, 3.0] and [g for _, g in denoising] == [3.0, 1.0]
+
+
 def test_auto_guidance_follows_the_guidance_embedding(pipe, image, monkeypatch):
     result = edit(pipe, image, SOURCE, TARGET, steps=2, progress=False)
     assert (result.settings["guidance"], result.settings["inversion_guidance"]) == (2.0, 1.0)

@@ -255,12 +255,14 @@ def edit(pipe, image, source_prompt: str, target_prompt: str, steps: int = 8, in
     Args:
         steps: solver steps for inversion and for denoising (8 in the paper's headline setting).
         inject: denoising steps, nearest the noise, that receive the stored features (0 = none).
-        guidance: guidance while denoising: a number, or for FLUX a per-step list like [1, 2, 2, ...];
+        guidance: guidance while denoising: a number, or for FLUX one value per interval of the grid in
+            denoising order, like [1, 2, 2, ...] (the first value on the interval leaving the noise);
             "auto" is 2.0 for a guidance-distilled FLUX (the reference setting), none without the embedding,
             and classifier-free guidance 2.0 for SD3.
         method: solver name; ``strategy``: "replace_v", "add_q", "add_k", "add_v" or a "+" combination.
         blocks: attention blocks taking part (default all): FLUX's single-stream blocks, SD3's joint blocks.
-        inversion_guidance: guidance while inverting the source ("auto": 1.0, as the reference code).
+        inversion_guidance: guidance while inverting the source ("auto": 1.0, as the reference code); a list
+            is in the same denoising order, so its value on each interval meets the edit's on the same one.
         cache_device: keep stored features there (e.g. "cpu") instead of beside the activations.
 
     Returns an :class:`EditResult`; ``nfe`` is 18 for the default 8-step FireFlow edit. The same as

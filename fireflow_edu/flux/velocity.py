@@ -84,9 +84,11 @@ class FluxVelocity(StepAware):
         prompt: the text conditioning.
         img_ids: latent position ids [L, 3].
         timesteps: the grid this pass integrates (its length sets the per-step guidance).
-        guidance: FLUX guidance scale, a number or one value per step of this pass
-            (e.g. [1, 2, 2, ...]), for transformers with ``guidance_embeds``; "auto" is 1.0 for
-            those and no guidance for the others (:func:`resolve_guidance`).
+        guidance: FLUX guidance scale, a number or one value per interval of the grid in denoising order
+            (e.g. [1, 2, 2, ...]: 1 on the interval leaving the noise), for transformers with
+            ``guidance_embeds``; "auto" is 1.0 for those and no guidance for the others
+            (:func:`resolve_guidance`). An inversion pass reads the list from its end, so both passes apply
+            the same value over the same interval and a round trip retraces one ODE.
         features: an :class:`~fireflow_edu.flux.attention.AttentionFeatures` that stores on an
             inversion pass (increasing grid) and injects on a denoising pass (decreasing grid), or None.
 
@@ -104,13 +106,13 @@ class FluxVelocity(StepAware):
         super().__init__(timesteps, features, varies_per_step=len(set(self.guidance or [])) > 1)
 
     def __call__(self, x: torch.Tensor, t: float) -> torch.Tensor:
-        step = self.locate(float(t))
+        interval = self.locate(float(t))
         model_dtype = self.transformer.dtype
         batch = x.shape[0]
         timestep = torch.full((batch,), float(t), device=x.device, dtype=model_dtype)
         guidance = None
         if self.guidance is not None:
-            guidance = torch.full((batch,), self.guidance[step], device=x.device, dtype=torch.float32)
+            guidance = torch.full((batch,), self.guidance[interval], device=x.device, dtype=torch.float32)
         with torch.no_grad():
             v = self.transformer(
                 hidden_states=x.to(model_dtype), timestep=timestep, guidance=guidance,
