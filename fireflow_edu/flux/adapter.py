@@ -10,7 +10,8 @@ from .attention import feature_processors, resolve_blocks
 from .images import decode_latents, encode_image, latent_image_ids, size_multiple
 from .velocity import FluxVelocity, Guidance, encode_prompt, per_step_guidance, resolve_guidance
 
-# what "auto" means on a guidance-distilled FLUX: faithful inversion at 1, the reference's edits at 2
+# what "auto" means on a guidance-distilled FLUX: faithful inversion at 1, the reference's edits at 2, and
+# generation at 2 as well (FluxPipeline's 3.5 is one argument away), so generated images and their edits share a flow
 AUTO_GUIDANCE = {"invert": 1.0, "edit": 2.0, "generate": 2.0}
 
 

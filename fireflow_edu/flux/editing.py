@@ -207,8 +207,9 @@ def generate(pipe, prompt: str, height: int, width: int, steps: int = 8, method:
              guidance: Guidance = "auto", seed: int = 0, progress: bool = False) -> tuple[Image.Image, int]:
     """Text to image with any solver on the pipeline's schedule (seeded Gaussian noise at t = 1).
 
-    ``guidance``: "auto" is what the family generates with (FLUX.1-dev's distilled scale 2.0, none for a
-    model without the embedding; Stable Diffusion 3's classifier-free guidance 7.0).
+    ``guidance``: "auto" is 2.0 on a guidance-distilled FLUX, the scale FireFlow edits with (``FluxPipeline``
+    generates at 3.5: pass it to match), none for a model without the embedding; Stable Diffusion 3's
+    classifier-free guidance 7.0, as diffusers generates.
 
     Returns the image and the NFE used (FireFlow: steps + 1, the paper's Table 2 setting).
     ``height`` and ``width`` must be multiples of the model's patch size in pixels (16 for FLUX and SD3).

@@ -23,6 +23,11 @@ BACKGROUNDS = {"white": (245, 245, 245), "black": (20, 20, 20), "gray": (128, 12
 SHAPES = ("circle", "square", "triangle", "star")
 EDIT_KINDS = ("change_object", "change_color", "change_background", "add_object", "remove_object")
 VOCABULARY = ("a", "an", "and", "on", "background", *SHAPES, *OBJECT_COLORS, *BACKGROUNDS)
+# Disjoint seed ranges: training draws from the first, held-out curves during training from the second,
+# every reported table (mini-bench, README, mini PIE-Bench, notebooks) from the third.
+TRAIN_SEEDS = range(0, 10**9)
+VALIDATION_SEEDS = range(10**9, 2 * 10**9)
+TEST_SEEDS = range(2 * 10**9, 3 * 10**9)
 
 
 @dataclass(frozen=True)
