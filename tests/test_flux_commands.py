@@ -101,19 +101,62 @@ def test_batch_runner_single_process(tmp_path):
     assert "not found" in rows[2]["error"]
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["cases"] == 2 and summary["failed"] == 1 and summary["processes"] == 1
+    assert {row["process"] for row in rows} == {0} and "mean_process" not in summary
+
+
+SHARDED_RUN = """
+import json, os, sys, time
+from pathlib import Path
+
+from fireflow_edu.flux import batch
+
+cases, out = Path(sys.argv[1]), Path(sys.argv[2])
+rank = int(os.environ["RANK"])
+if rank == 1:
+    time.sleep(3)  # a late rank: it must get the main process's to-do list, whatever the filesystem says by now
+read_cases = batch.read_cases
+
+
+def spy(path):
+    (out / f"read.rank{rank}").write_text("")
+    return read_cases(path)
+
+
+def make_pipeline(device):
+    from accelerate import PartialState
+
+    (out / f"loaded.rank{rank}.json").write_text(json.dumps([str(device), str(PartialState().device)]))
+    from fireflow_edu.flux.tiny import build_tiny_pipeline
+
+    return build_tiny_pipeline().to(device)
+
+
+batch.read_cases = spy
+batch.run_cases(cases, out, make_pipeline, steps=2)
+"""
 
 
 def test_batch_runner_shards_across_two_processes(tmp_path):
-    # accelerate's multi-process launchers start ranks the way torchrun does; on CPU the ranks use gloo.
-    cases = _cases(tmp_path)
-    out = tmp_path / "out"
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "fireflow_edu",
-               "batch", "--cases", str(cases), "--out", str(out), "--tiny", "--steps", "2"]
-    subprocess.run(command, check=True, capture_output=True, timeout=300)
-    shards = [[json.loads(line)["id"] for line in (out / f"results.rank{r}.jsonl").read_text().splitlines()]
-              for r in (0, 1)]
-    assert sorted(shards[0] + shards[1]) == ["broken", "cat", "cup"] and all(shards)
-    assert json.loads((out / "summary.json").read_text())["processes"] == 2
+    # torchrun starts ranks the way accelerate's multi-process launcher does; on CPU the ranks use gloo.
+    cases, out = _cases(tmp_path), tmp_path / "out"
+    out.mkdir()
+    (tmp_path / "sharded_run.py").write_text(SHARDED_RUN)
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+               str(tmp_path / "sharded_run.py"), str(cases), str(out)]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert sorted(p.name for p in out.glob("read.rank*")) == ["read.rank0"]  # the list is decided once, on rank 0
+    # each rank loads its pipeline straight onto the device PartialState gave it (a CPU here, cuda:R on GPUs)
+    for r in (0, 1):
+        given, ranks_own = json.loads((out / f"loaded.rank{r}.json").read_text())
+        assert given == ranks_own and given.startswith("cpu")
+    rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert [row["id"] for row in rows] == ["cat", "cup", "broken"]  # gathered, in case order
+    assert [row["process"] for row in rows] == [0, 0, 1]  # disjoint contiguous shares: 2 cases, then 1
+    assert rows[0]["nfe"] == 6 and "not found" in rows[2]["error"]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["processes"] == 2 and summary["cases"] == 2 and summary["failed"] == 1
+    assert not list(out.glob("results.rank*"))  # results travel through accelerate, not per-rank files
 
 
 def test_the_shipped_mini_flux_runs_from_the_command_line_with_default_arguments(tmp_path):

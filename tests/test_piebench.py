@@ -14,8 +14,8 @@ import torch
 from fireflow_edu.cli import main
 from fireflow_edu.flux import piebench
 from fireflow_edu.flux.piebench import decode_mask, encode_mask, read_piebench, strip_brackets, summarize
-from fireflow_edu.flux.piebench_metrics import PieBenchScorer, keys_self_similarity, region_metrics
-from fireflow_edu.mini.piebench import bracketed, write_mini_piebench
+from fireflow_edu.flux.piebench_metrics import PieBenchScorer, dino_resize, keys_self_similarity, region_metrics
+from fireflow_edu.mini.piebench import bracketed, blended_words, write_mini_piebench
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -46,6 +46,7 @@ def test_prompts_lose_their_brackets_and_the_mini_captions_gain_them():
     assert strip_brackets("a [red] cat sitting on [the] mat") == "a red cat sitting on the mat"
     assert bracketed("a red star on a pink background", "a blue star on a pink background") == (
         "a [red] star on a pink background", "a [blue] star on a pink background")
+    assert blended_words("a [red] star", "[an orange] star") == "red an orange"
 
 
 def test_region_metrics_match_hand_values():
@@ -64,6 +65,15 @@ def test_region_metrics_match_hand_values():
     assert row["ssim_unedit"] < 0.9
     assert region_metrics(source, everywhere, np.ones((16, 16))) == {
         "psnr_unedit": None, "mse_unedit": None, "ssim_unedit": None}
+
+
+def test_dino_input_is_resized_as_torchvisions_resize_224_max_480():
+    for (height, width), expected in (((512, 512), (224, 224)), ((512, 1024), (224, 448)),
+                                      ((1024, 512), (448, 224)), ((300, 1200), (120, 480))):
+        assert dino_resize(torch.zeros(1, 3, height, width)).shape[-2:] == expected
+    # antialiased: a one-pixel checkerboard averages to grey; plain bilinear at 512 -> 224 would alias
+    board = torch.from_numpy(np.indices((512, 512)).sum(0) % 2).float()[None, None].repeat(1, 3, 1, 1)
+    assert (dino_resize(board) - 0.5).abs().max() < 0.05
 
 
 def test_structure_distance_self_similarity_by_hand():
@@ -106,6 +116,7 @@ def test_the_shipped_mini_piebench_is_current(tmp_path):
     cases = read_piebench(shipped)
     assert {c.editing_type for c in cases} == {"1", "2", "3", "6", "8"}
     assert all("[" not in c.source_prompt + c.target_prompt for c in cases)
+    assert len({c.image.read_bytes() for c in cases}) == 50  # every case a scene of its own, across kinds too
 
 
 def test_piebench_command_on_the_mini_benchmark_resumes_and_skips_a_broken_case(tmp_path, capsys, monkeypatch):
@@ -121,7 +132,7 @@ def test_piebench_command_on_the_mini_benchmark_resumes_and_skips_a_broken_case(
     summary = json.loads((out / "summary.json").read_text())
     assert summary["all"]["cases"] == 9 and summary["failed"] == [broken.key]
     assert summary["all"]["nfe"] == 18 and summary["all"]["clip_whole"] is None
-    # real edits, scored outside the mask (colour changes, 2 cases: 19.1 dB and 91.3; the full mini PIE-Bench 28.3 and 94.3)
+    # real edits, scored outside the mask (the full mini PIE-Bench's colour changes: benchmarks/mini_piebench.json)
     assert summary["by_type"]["6"]["psnr_unedit"] > 15 and summary["by_type"]["6"]["ssim_unedit"] > 85
     edited = [p.relative_to(out) for p in (out / "annotation_images").rglob("*.png")]
     assert len(edited) == 9 and all(p.parts[0] == "annotation_images" for p in edited)
@@ -135,6 +146,35 @@ def test_piebench_command_on_the_mini_benchmark_resumes_and_skips_a_broken_case(
     monkeypatch.setattr(piebench, "edit_piebench_case", still_broken)
     assert main(args) == 0 and called == [broken.key]  # a resumed run retries only the case that failed
     assert json.loads((out / "summary.json").read_text())["all"]["cases"] == 9
+
+
+def test_piebench_scores_the_saved_jpeg_as_the_reference_formula_does(tmp_path):
+    """PIE-Bench's paths are .jpg: the edit is saved as JPEG and the score is of that file, recomputed here from
+    the saved images with the reference's formula (both images times the inverted mask, then MSE over all)."""
+    from PIL import Image
+
+    data, out = tmp_path / "pie", tmp_path / "run"
+    write_mini_piebench(data, per_kind=1)
+    mapping = json.loads((data / "mapping_file.json").read_text())
+    for entry in mapping.values():  # as the real benchmark: JPEG sources under .jpg names
+        png = data / "annotation_images" / entry["image_path"]
+        entry["image_path"] = entry["image_path"].replace(".png", ".jpg")
+        Image.open(png).resize((64, 64), Image.NEAREST).save(data / "annotation_images" / entry["image_path"])
+        mask = decode_mask(entry["mask"], (32, 32)).repeat(2, 0).repeat(2, 1)[1:-1, 1:-1] > 0
+        entry["mask"] = encode_mask(np.pad(mask, 1))
+    (data / "mapping_file.json").write_text(json.dumps(mapping))
+    assert main(["piebench", "--data", str(data), "--tiny", "--steps", "2", "--out", str(out)]) == 0
+    for case in read_piebench(data):
+        row = json.loads((out / "cases" / f"{case.key}.json").read_text())
+        saved = out / "annotation_images" / case.image_path
+        with Image.open(saved) as image:
+            assert image.format == "JPEG"
+            edited = np.asarray(image.convert("RGB"), dtype=np.float64) / 255
+        source = np.asarray(Image.open(case.image).convert("RGB"), dtype=np.float64) / 255
+        keep = 1 - case.mask(source.shape[:2])[..., None]
+        mse = np.mean((source * keep - edited * keep) ** 2)
+        assert row["mse_unedit"] == pytest.approx(mse, rel=1e-5)
+        assert row["psnr_unedit"] == pytest.approx(10 * np.log10(1 / mse), abs=1e-4)
 
 
 def test_piebench_command_checks_its_folders_first(tmp_path, capsys):

@@ -4,9 +4,9 @@ Each line of the cases file is an object with ``image`` (path, relative to the c
 file, or ``skimage:NAME``), ``source_prompt``, ``target_prompt``, an optional ``id``
 and an optional ``mask`` (image path; white = the region meant to change). Under
 ``accelerate launch -m fireflow_edu batch ...`` every process takes its share of the
-cases on its own device and writes ``results.rank{R}.jsonl``; the main process then
-merges them into ``results.jsonl`` and ``summary.json``. A plain ``python -m`` run is
-one process that does every case.
+cases on its own device (:mod:`~fireflow_edu.flux.sharding`); the main process gathers
+the rows into ``results.jsonl`` (in case order, each row naming the ``process`` that ran it)
+and ``summary.json``. A plain ``python -m`` run is one process that does every case.
 
 Per case: NFE, seconds, and preservation of the source (PSNR, SSIM, RMSE 0-255 over
 the whole image, and PSNR outside the mask when a mask is given).
@@ -20,13 +20,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from ..adapters import model_adapter
 from ..reporting import write_json, write_jsonl
 from .editing import edit
 from .images import crop_to_multiple, load_image, to_pixels
 from .metrics import masked_psnr, psnr, rmse_255, ssim
+from .sharding import Shards
 
 REQUIRED_KEYS = ("image", "source_prompt", "target_prompt")
 
@@ -69,7 +69,7 @@ def edit_case(pipe, case: dict, base: Path, **settings) -> dict:
 
 
 def summarize(rows: list[dict]) -> dict:
-    numeric = [key for key in rows[0] if key != "id"]
+    numeric = [key for key in rows[0] if key not in ("id", "process")]
     summary = {"cases": len(rows)}
     for key in numeric:
         values = [row[key] for row in rows if key in row and np.isfinite(row[key])]
@@ -79,36 +79,24 @@ def summarize(rows: list[dict]) -> dict:
 
 
 def run_cases(cases_path: Path, out: Path, make_pipeline: Callable, **settings) -> dict | None:
-    """Shard the cases over the accelerate processes; returns the summary on the main process, else None."""
-    from accelerate import PartialState
-
-    cases = read_cases(cases_path)
-    # Load before the process group starts: transformers' save_pretrained writes only on rank 0 once
-    # torch.distributed is up, which would leave the tiny pipeline's per-process copy incomplete.
-    pipe = make_pipeline()
-    state = PartialState(cpu=not torch.cuda.is_available())  # gloo process group when there is no GPU
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    if state.device.type == "cuda":
-        pipe.to(state.device)
+    """Shard the cases over the processes (:class:`~fireflow_edu.flux.sharding.Shards`); returns the summary on
+    the main process, else None. ``make_pipeline(device)`` loads the pipeline onto that device."""
+    shards = Shards()
+    cases = shards.decide(lambda: read_cases(cases_path))
+    pipe = make_pipeline(shards.device)
     rows = []
-    with state.split_between_processes(cases) as mine:
-        for case in mine:
-            try:
-                rows.append(edit_case(pipe, case, Path(cases_path).parent, **settings))
-            except (ValueError, OSError) as error:  # one bad case must not stop the others: it is reported
-                rows.append({"id": case["id"], "error": f"{type(error).__name__}: {error}"})
-    shard = out / f"results.rank{state.process_index}.jsonl"
-    write_jsonl(shard, rows)
-    state.wait_for_everyone()
-    if not state.is_main_process:
+    for case in shards.share(cases):
+        try:
+            row = edit_case(pipe, case, Path(cases_path).parent, **settings)
+        except (ValueError, OSError) as error:  # one bad case must not stop the others: it is reported
+            row = {"id": case["id"], "error": f"{type(error).__name__}: {error}"}
+        rows.append({**row, "process": shards.index})
+    rows = shards.gather(rows)
+    if not shards.is_main:
         return None
-    by_id = {row["id"]: row for rank in range(state.num_processes)
-             for row in map(json.loads, (out / f"results.rank{rank}.jsonl").read_text().splitlines())}
-    merged = [by_id[case["id"]] for case in cases]
-    write_jsonl(out / "results.jsonl", merged)
-    done = [row for row in merged if "error" not in row]
-    summary = {**(summarize(done) if done else {"cases": 0}), "failed": len(merged) - len(done),
-               "processes": state.num_processes, "settings": settings}
-    write_json(out / "summary.json", summary)
+    write_jsonl(Path(out) / "results.jsonl", rows)
+    done = [row for row in rows if "error" not in row]
+    summary = {**(summarize(done) if done else {"cases": 0}), "failed": len(rows) - len(done),
+               "processes": shards.count, "settings": settings}
+    write_json(Path(out) / "summary.json", summary)
     return summary

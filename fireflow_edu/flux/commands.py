@@ -51,22 +51,22 @@ def _checked_image(args, name: str):
     return load_image(args.image)
 
 
-def _pipeline(args):
+def _pipeline(args, device=None):
+    """The pipeline the options name, loaded straight onto ``device`` (default: CUDA if there is one)."""
     from .loading import load_pipeline
-    from .tiny import tiny_pipeline
 
     if args.tiny or args.tiny_sd3:
         print(f"note: {'--tiny' if args.tiny else '--tiny-sd3'} is a random-weight model: its images are noise. "
               "It checks the code path, not results; for trained results on a CPU use --model mini", file=sys.stderr)
         if args.tiny_sd3:
-            from ..sd3.tiny import tiny_sd3_pipeline
-
-            return tiny_sd3_pipeline()
-        return tiny_pipeline()
+            from ..sd3.tiny import build_tiny_sd3_pipeline as build
+        else:
+            from .tiny import build_tiny_pipeline as build
+        return build().to(device or "cpu")  # built in memory: every rank of a sharded run makes its own
     model = args.model
     if model == "mini":
         from ..mini.model import SHIPPED as model
-    return load_pipeline(model, offload=args.offload, allow_download=args.allow_download,
+    return load_pipeline(model, device=device, offload=args.offload, allow_download=args.allow_download,
                          vae_tiling=args.vae_tiling, compile=args.compile)
 
 
@@ -155,7 +155,7 @@ def run_bench(args) -> None:
 def run_batch(args) -> None:
     from .batch import run_cases
 
-    summary = run_cases(args.cases, args.out, lambda: _pipeline(args), steps=args.steps, inject=args.inject,
+    summary = run_cases(args.cases, args.out, lambda device: _pipeline(args, device), steps=args.steps, inject=args.inject,
                         guidance=args.guidance, method=args.method, strategy=args.strategy)
     if summary is not None:
         print(json.dumps(summary, indent=2))
@@ -169,8 +169,8 @@ def run_piebench(args) -> None:
         raise ValueError(f"--out {args.out} is a file; give a folder (it holds the edited images, cases/, summary.json)")
     if args.out.resolve() == args.data.resolve():
         raise ValueError("--out must differ from --data: the edited images would replace the sources")
-    summary = run_piebench(args.data, args.out, lambda: _pipeline(args),
-                           lambda: PieBenchScorer(clip=args.clip, dino=args.dino), progress=terminal_progress(),
+    summary = run_piebench(args.data, args.out, lambda device: _pipeline(args, device),
+                           lambda device: PieBenchScorer(device, clip=args.clip, dino=args.dino), progress=terminal_progress(),
                            steps=args.steps, inject=args.inject, guidance=args.guidance, method=args.method,
                            strategy=args.strategy)
     if summary is not None:

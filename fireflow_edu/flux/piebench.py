@@ -9,7 +9,9 @@ one-pixel border to 1 "to avoid annotation errors in boundary"; :func:`decode_ma
 
 :func:`run_piebench` edits every case with one configuration, shards the cases across accelerate processes,
 writes the edited images in the reference's layout (``OUT/annotation_images/<image_path>``, so its own
-``evaluate.py`` can read them too) and one JSON per case (``OUT/cases/<key>.json``: metrics, NFE, seconds).
+``evaluate.py`` can read them too), scores each image as read back from that file (JPEG for PIE-Bench's
+``.jpg`` paths, as the published numbers were made) and writes one JSON per case (``OUT/cases/<key>.json``:
+metrics, NFE, seconds).
 A rerun skips the cases already done; a case that fails is reported in ``OUT/errors.jsonl`` and skipped.
 :func:`summarize` gives the per-type table in the paper's column order.
 """
@@ -111,7 +113,12 @@ def read_piebench(folder: Path) -> list[PieBenchCase]:
 
 
 def edit_piebench_case(pipe, case: PieBenchCase, scorer, out: Path, **settings) -> dict:
-    """Edit one case, save the image in the reference's layout and score it against the source."""
+    """Edit one case, save the image in the reference's layout, read it back and score what was saved.
+
+    The reference saves under the case's own ``image_path`` (``.jpg`` in PIE-Bench, so PIL writes JPEG at
+    quality 75) and its ``evaluate.py`` scores the files it re-reads; so do we, so the JPEG step is in our
+    numbers as it is in the published ones. A ``.png`` path is lossless.
+    """
     from PIL import Image
 
     from ..adapters import model_adapter
@@ -123,10 +130,11 @@ def edit_piebench_case(pipe, case: PieBenchCase, scorer, out: Path, **settings) 
         raise ValueError(f"{case.image} is {source.shape[1]}x{source.shape[0]}; PIE-Bench images are 512x512 "
                          f"(any multiple of {multiple} works, nothing is cropped)")
     result = edit(pipe, source, case.source_prompt, case.target_prompt, progress=False, **settings)
-    edited = np.asarray(result.image)
     target = out / "annotation_images" / case.image_path
     target.parent.mkdir(parents=True, exist_ok=True)
     result.image.save(target)
+    with Image.open(target) as saved:
+        edited = np.asarray(saved.convert("RGB"))
     row = {"key": case.key, "editing_type": case.editing_type, "nfe": result.nfe,
            "seconds": result.seconds["total"], **scorer.score(source, edited, case.mask(source.shape[:2]),
                                                                case.target_prompt)}
@@ -136,40 +144,38 @@ def edit_piebench_case(pipe, case: PieBenchCase, scorer, out: Path, **settings) 
 
 def run_piebench(data: Path, out: Path, make_pipeline: Callable, make_scorer: Callable, progress: bool = False,
                  **settings) -> dict | None:
-    """Edit and score every case not yet done, sharded over the accelerate processes.
+    """Edit and score every case not yet done, sharded over the processes (:mod:`~fireflow_edu.flux.sharding`).
 
-    Returns the summary (:func:`summarize`, also written to ``OUT/summary.json``) on the main process, else None.
+    ``make_pipeline(device)`` and ``make_scorer(device)`` load onto the rank's device. The cases still to do are
+    decided once, on the main process. Returns the summary (:func:`summarize`, also written to
+    ``OUT/summary.json``) on the main process, else None.
     """
-    import torch
-    from accelerate import PartialState
     from tqdm.auto import tqdm
 
     from ..reporting import write_jsonl
+    from .sharding import Shards
 
-    cases = read_piebench(data)
     out = Path(out)
-    todo = [case for case in cases if not (out / "cases" / f"{case.key}.json").exists()]
-    pipe, scorer = make_pipeline(), make_scorer()
-    state = PartialState(cpu=not torch.cuda.is_available())
-    if state.device.type == "cuda":
-        pipe.to(state.device)
+    shards = Shards()
+    def plan():
+        cases = read_piebench(data)
+        return cases, [case for case in cases if not (out / "cases" / f"{case.key}.json").exists()]
+
+    cases, todo = shards.decide(plan)
+    pipe, scorer = make_pipeline(shards.device), make_scorer(shards.device)
     errors = []
-    with state.split_between_processes(todo) as mine:
-        for case in tqdm(mine, desc="PIE-Bench", disable=not progress):
-            try:
-                edit_piebench_case(pipe, case, scorer, out, **settings)
-            except (ValueError, OSError) as error:  # one bad case must not stop the others: it is reported
-                errors.append({"key": case.key, "error": f"{type(error).__name__}: {error}"})
-    write_jsonl(out / f"errors.rank{state.process_index}.jsonl", errors)
-    state.wait_for_everyone()
-    if not state.is_main_process:
+    for case in tqdm(shards.share(todo), desc="PIE-Bench", disable=not progress):
+        try:
+            edit_piebench_case(pipe, case, scorer, out, **settings)
+        except (ValueError, OSError) as error:  # one bad case must not stop the others: it is reported
+            errors.append({"key": case.key, "error": f"{type(error).__name__}: {error}", "process": shards.index})
+    failed = shards.gather(errors)
+    if not shards.is_main:
         return None
-    failed = [json.loads(line) for rank in range(state.num_processes)
-              for line in (out / f"errors.rank{rank}.jsonl").read_text().splitlines()]
     write_jsonl(out / "errors.jsonl", failed)
     rows = [json.loads(path.read_text()) for case in cases if (path := out / "cases" / f"{case.key}.json").exists()]
     summary = {**summarize(rows), "failed": [row["key"] for row in failed], "absent": scorer.absent,
-               "settings": settings, "processes": state.num_processes}
+               "settings": settings, "processes": shards.count}
     write_json(out / "summary.json", summary)
     return summary
 

@@ -10,7 +10,7 @@ MSE average over every pixel of the image, the zeroed ones included. With images
 - ``clip_whole``: torchmetrics' CLIPScore (openai/clip-vit-large-patch14), 100 max(cos, 0), of the edited
   image and the target prompt; ``clip_edited``: the same on ``edited * mask``;
 - ``structure_distance``: mean squared difference of the self-similarity (cosine) of DINO ViT-B/8's
-  last-layer keys, whole images resized to 224. The reference feeds 0-255 values to the ImageNet
+  last-layer keys, whole images resized as the reference does (:func:`dino_resize`). The reference feeds 0-255 values to the ImageNet
   normalisation; kept, so the numbers compare.
 
 Weights are read from local caches or paths only. A metric whose weights are absent is reported absent
@@ -49,6 +49,22 @@ def region_metrics(source, edited, mask) -> dict[str, float | None]:
     return {"psnr_unedit": float(peak_signal_noise_ratio(a, b, data_range=1.0)),
             "mse_unedit": float(mean_squared_error(a, b)),
             "ssim_unedit": float(structural_similarity_index_measure(a, b, data_range=1.0))}
+
+
+def dino_resize(pixels: torch.Tensor, size: int = 224, max_size: int = 480) -> torch.Tensor:
+    """The reference's DINO input resize, torchvision's ``Resize(224, max_size=480)`` on a tensor [B, C, H, W].
+
+    The shorter side becomes ``size`` and the longer keeps the aspect ratio (truncated), unless that makes it
+    longer than ``max_size``: then the longer side is ``max_size`` and the shorter follows. Bilinear with
+    antialiasing, as torchvision resizes tensors (512x512 -> 224x224; 512x1024 -> 224x448).
+    """
+    height, width = pixels.shape[-2:]
+    short, long = sorted((height, width))
+    new_short, new_long = size, int(size * long / short)
+    if new_long > max_size:
+        new_short, new_long = int(max_size * new_short / new_long), max_size
+    shape = (new_short, new_long) if height <= width else (new_long, new_short)
+    return torch.nn.functional.interpolate(pixels, size=shape, mode="bilinear", align_corners=False, antialias=True)
 
 
 def keys_self_similarity(keys: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
@@ -128,8 +144,8 @@ class PieBenchScorer:
     def structure_distance(self, source, edited) -> float:
         """MSE between the DINO key self-similarities of the two whole images."""
         def similarity(image):
-            pixels = torch.from_numpy(np.asarray(image, dtype=np.float32)).permute(2, 0, 1)[None].to(self.device)
-            pixels = torch.nn.functional.interpolate(pixels, size=224, mode="bilinear", align_corners=False)
+            pixels = dino_resize(torch.from_numpy(np.asarray(image, dtype=np.float32)).permute(2, 0, 1)[None])
+            pixels = pixels.to(self.device)
             mean = torch.tensor(IMAGENET_MEAN, device=self.device)[:, None, None]
             std = torch.tensor(IMAGENET_STD, device=self.device)[:, None, None]
             captured = []

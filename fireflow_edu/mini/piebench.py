@@ -9,16 +9,16 @@ region, and the five edit kinds mapped to PIE-Bench's editing types. Scenes come
 from __future__ import annotations
 
 import difflib
+import re
 from pathlib import Path
 
 from ..flux.piebench import EDITING_TYPES, encode_mask
 from ..reporting import write_json
-from .scenes import EDIT_KINDS, make_edit
-from .train import EVAL_SEED_OFFSET
+from .scenes import EDIT_KINDS, TEST_SEEDS, make_edit
 
 KIND_TYPES = {"change_object": "1", "add_object": "2", "remove_object": "3", "change_color": "6",
               "change_background": "8"}
-SEED_OFFSET = EVAL_SEED_OFFSET + 60_000  # held out, and apart from the notebooks' and tests' seeds
+SEEDS = TEST_SEEDS[60_000:]  # held out, apart from mini-bench's and the notebooks' seeds
 
 
 def bracketed(source: str, target: str) -> tuple[str, str]:
@@ -33,27 +33,35 @@ def bracketed(source: str, target: str) -> tuple[str, str]:
     return " ".join(out_a), " ".join(out_b)
 
 
+def blended_words(original: str, editing: str) -> str:
+    """PIE-Bench's ``blended_word``: the bracketed spans of both prompts ("[an orange]" gives "an orange")."""
+    return " ".join(re.findall(r"\[([^\]]+)\]", original) + re.findall(r"\[([^\]]+)\]", editing))
+
+
 def write_mini_piebench(folder: Path, per_kind: int = 10) -> int:
-    """Write ``per_kind`` cases of each edit kind into ``folder``; returns the number of cases."""
+    """Write ``per_kind`` cases of each edit kind into ``folder``; returns the number of cases.
+
+    Every case has a scene of its own (seed ``i * len(EDIT_KINDS) + kind``): no source image is shared
+    between kinds or cases.
+    """
     from PIL import Image
 
     if per_kind < 1:
         raise ValueError(f"per_kind must be a positive integer, got {per_kind}")
     folder = Path(folder)
     mapping = {}
-    for kind in EDIT_KINDS:
+    for k, kind in enumerate(EDIT_KINDS):
         type_id = KIND_TYPES[kind]
         for i in range(per_kind):
-            case = make_edit(SEED_OFFSET + i, kind)
+            case = make_edit(SEEDS[i * len(EDIT_KINDS) + k], kind)
             key = f"{type_id}{i:011d}"
             image_path = f"{type_id}_{kind}/{key}.png"
             (folder / "annotation_images" / image_path).parent.mkdir(parents=True, exist_ok=True)
             Image.fromarray(case.source.render()).save(folder / "annotation_images" / image_path)
             original, editing = bracketed(case.source.caption, case.target.caption)
-            changed = " ".join(w.strip("[]") for w in (original + " " + editing).split() if w.startswith("["))
             mapping[key] = {"image_path": image_path, "original_prompt": original, "editing_prompt": editing,
                             "editing_instruction": f"{EDITING_TYPES[type_id]}: {case.target.caption}",
-                            "editing_type_id": type_id, "blended_word": changed,
+                            "editing_type_id": type_id, "blended_word": blended_words(original, editing),
                             "mask": encode_mask(case.mask)}
     write_json(folder / "mapping_file.json", mapping)
     return len(mapping)
