@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -178,3 +179,17 @@ def test_the_shipped_mini_flux_runs_from_the_command_line_with_default_arguments
     assert "torchvision" not in run.stderr and "Expected types" not in run.stderr and "Loading" not in run.stderr
     assert "fireflow:" not in run.stderr  # no progress bars in a log
     assert json.loads((tmp_path / "r" / "reconstruction.json").read_text())["metrics"]["psnr"] > 30
+
+
+def test_the_gpu_check_script_runs_every_step_on_the_tiny_model(tmp_path):
+    """benchmarks/gpu_check.py is run once on a lent GPU: its --tiny mode runs the same steps here, so it cannot rot."""
+    import runpy
+
+    script = runpy.run_path(str(Path(__file__).resolve().parent.parent / "benchmarks" / "gpu_check.py"))
+    assert script["main"](["--tiny", "--out", str(tmp_path / "check.json")]) == 0
+    results = json.loads((tmp_path / "check.json").read_text())
+    assert results["edit"]["nfe"] == 18 and results["edit"]["single_call_seconds"] > 0
+    assert results["bench"]["sizes"]["64"]["configs"]["fireflow_8"]["nfe"] == 18
+    summary = results["piebench"]["summary"]
+    assert summary["all"]["cases"] == 4 and summary["all"]["nfe"] == 18 and not summary["failed"]
+    assert len(list((tmp_path / "check_piebench" / "run" / "annotation_images").rglob("*.jpg"))) == 4
