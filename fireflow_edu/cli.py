@@ -10,19 +10,21 @@ import argparse
 import sys
 from importlib import import_module
 
-COMMANDS = {  # name: (module with configure(name, parser), one-line help)
-    "demo": ("toy.commands", "train 1-RF and 2-RF on the 2D Gaussian mixtures and compare solvers at equal NFE "
-             "(Figure 2)"),
-    "edit": ("flux.commands", "edit an image with a prompt change (FireFlow on FLUX)"),
-    "reconstruct": ("flux.commands", "invert and regenerate an image; report RMSE, PSNR, SSIM"),
-    "bench": ("flux.commands", "edit speed: euler 28+28, rf_solver 15, fireflow 8 and 15"),
-    "batch": ("flux.commands", "edit every case of a JSONL file; shards across processes/GPUs"),
-    "piebench": ("flux.commands", "PIE-Bench with the published protocol: per-type table of the paper's metrics"),
-    "mini-train": ("mini.commands", "train the mini FLUX from scratch on rendered scenes (CPU)"),
-    "mini-bench": ("mini.commands", "score the mini FLUX: text to image, reconstruction, editing"),
-    "mini-piebench": ("mini.commands", "write a mini PIE-Bench (PIE-Bench's format) from the mini FLUX's scenes"),
-    "assignments": ("grading.commands", "generate the student notebooks from the solutions"),
-    "grade": ("grading.commands", "grade a folder of submitted notebooks into a CSV"),
+COMMANDS = {  # name: (module with configure(name, parser), the extra it needs, one-line help)
+    "demo": ("toy.commands", None, "train 1-RF and 2-RF on the 2D Gaussian mixtures and compare solvers at equal "
+             "NFE (Figure 2)"),
+    "edit": ("flux.commands", "flux", "edit an image with a prompt change (FireFlow on FLUX)"),
+    "reconstruct": ("flux.commands", "flux", "invert and regenerate an image; report RMSE, PSNR, SSIM"),
+    "bench": ("flux.commands", "flux", "edit speed: euler 28+28, rf_solver 15, fireflow 8 and 15"),
+    "batch": ("flux.commands", "flux", "edit every case of a JSONL file; shards across processes/GPUs"),
+    "piebench": ("flux.commands", "flux", "PIE-Bench with the published protocol: per-type table of the paper's "
+                 "metrics"),
+    "mini-train": ("mini.commands", "flux", "train the mini FLUX from scratch on rendered scenes (CPU)"),
+    "mini-bench": ("mini.commands", "flux", "score the mini FLUX: text to image, reconstruction, editing"),
+    "mini-piebench": ("mini.commands", "flux", "write a mini PIE-Bench (PIE-Bench's format) from the mini FLUX's "
+                      "scenes"),
+    "assignments": ("grading.commands", "grading", "generate the student notebooks from the solutions"),
+    "grade": ("grading.commands", "grading", "grade a folder of submitted notebooks into a CSV"),
 }
 
 
@@ -30,13 +32,14 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser, with the arguments of ``command`` (None: just the list of commands)."""
     parser = argparse.ArgumentParser(prog="python -m fireflow_edu", description=__doc__.split("\n\n")[0])
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, (module, help) in COMMANDS.items():
+    for name, (module, extra, help) in COMMANDS.items():
         subparser = subparsers.add_parser(name, help=help, description=help)
         if name == command:
             try:
                 configure = import_module(f"{__package__}.{module}").configure
-            except ImportError as error:  # the FLUX extras are optional for the CPU toy
-                parser.exit(2, f"error: {name} needs the FLUX extras (pip install -r requirements.txt): {error}\n")
+            except ImportError as error:  # extras are optional: the CPU toy needs none
+                parser.exit(2, f"error: {name} needs the {extra!r} extra: pip install 'fireflow_edu[{extra}]' "
+                               f"(or pip install -r requirements.txt in the repository); {error}\n")
             configure(name, subparser)
     return parser
 

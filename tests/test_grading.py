@@ -1,9 +1,11 @@
 import csv
+from pathlib import Path
 
 import nbformat
 import numpy as np
 import pytest
 
+import fireflow_edu
 from fireflow_edu.cli import main
 from fireflow_edu.grading import (check_euler_step, check_fireflow_step, check_fit_order, check_midpoint_step,
                                   check_rf_solver_step, check_round_trip)
@@ -168,14 +170,11 @@ def test_every_solution_exercise_has_a_check_cell():
 def test_grade_folder_scores_good_blank_partial_and_broken(tmp_path, capsys):
     folder = tmp_path / "submissions"
     folder.mkdir()
-    solution = nbformat.read(SOLUTIONS / "a_euler_step.ipynb", as_version=4)
-    student = nbformat.read(STUDENT / "a_euler_step.ipynb", as_version=4)
-    nbformat.write(solution, folder / "ada.ipynb")
-    nbformat.write(student, folder / "bob.ipynb")
-    partial = nbformat.read(STUDENT / "a_euler_step.ipynb", as_version=4)
+    nbformat.write(nbformat.read(SOLUTIONS / "a_euler_step.ipynb", as_version=4), folder / "ada.ipynb")
+    nbformat.write(nbformat.read(STUDENT / "a_euler_step.ipynb", as_version=4), folder / "bob.ipynb")
+    partial = _answered("a_euler_step", {"euler_step": "def euler_step(v, x, t, h, cache):\n    return x + h * v(x, t)"},
+                        solved=False)
     for cell in partial.cells:
-        if "def euler_step" in cell.source:
-            cell.source = "def euler_step(v, x, t, h, cache):\n    return x + h * v(x, t)"
         if cell.source.startswith("# CHECK Exercise A.1"):
             cell.source = "# CHECK Exercise A.2\nprint('a student who edits a check gains nothing')"
     nbformat.write(partial, folder / "cy.ipynb")
@@ -189,6 +188,118 @@ def test_grade_folder_scores_good_blank_partial_and_broken(tmp_path, capsys):
     assert rows["cy"]["score"] == "1" and rows["cy"]["Exercise A.1"] == "1" and rows["cy"]["Exercise A.2"] == "0"
     assert rows["eve"]["score"] == "0" and "cannot read notebook" in rows["eve"]["reason"]
     assert "ada" in capsys.readouterr().out
+
+
+def _answered(assignment: str, answers: dict[str, str], extra: tuple[str, ...] = (),
+              solved: bool = True) -> nbformat.NotebookNode:
+    """The student copy with each blank function replaced by ``answers[name]`` (the others from the solution, or
+    left blank unless ``solved``), and ``extra`` cells inserted after the seed cell."""
+    solution = nbformat.read(SOLUTIONS / f"{assignment}.ipynb", as_version=4)
+    notebook = nbformat.read(STUDENT / f"{assignment}.ipynb", as_version=4)
+    for mine, reference in zip(notebook.cells, solution.cells):
+        if "raise NotImplementedError(" in mine.source:
+            name = next((n for n in answers if f"def {n}(" in mine.source), None)
+            if name or solved:
+                mine.source = answers[name] if name else strip_markers(reference.source)
+    seed = next(i for i, c in enumerate(notebook.cells) if c.source.startswith("# Seed cell"))
+    notebook.cells[seed + 1:seed + 1] = [nbformat.v4.new_code_cell(source) for source in extra]
+    return notebook
+
+
+def strip_markers(source: str) -> str:
+    return "\n".join(line for line in source.splitlines() if "### BEGIN SOLUTION" not in line
+                     and "### END SOLUTION" not in line)
+
+
+WRONG_EULER = "def euler_step(v, x, t, h, cache):\n    return x - h * v(x, t)"
+ADVERSARIES = {
+    # a wrong step, with the self-check machinery patched so that the in-kernel check prints PASS
+    "patched_require": (WRONG_EULER, "import fireflow_edu.grading.checks as c\nc._require = lambda *a, **k: None"),
+    "patched_check": (WRONG_EULER, "import fireflow_edu.grading as g\n"
+                                   "g.check_euler_step = lambda step, *a, **k: print('PASS Exercise A.1')"),
+    "patched_loop": (WRONG_EULER, "import fireflow_edu.solvers as s\n"
+                                  "s.integrate = lambda v, x, grid, method, **k: s.SolveResult(x, 1)"),
+    # a right answer that is not the student's
+    "borrowed_step": ("from fireflow_edu.solvers import euler_step", ""),
+    "looked_up_step": ("import fireflow_edu.solvers as s\n\n\ndef euler_step(v, x, t, h, cache):\n"
+                       "    return s.SOLVERS['euler'].step(v, x, t, h, cache)", ""),
+}
+
+
+def test_adversarial_submissions_score_what_their_work_earns(tmp_path):
+    folder = tmp_path / "submissions"
+    folder.mkdir()
+    right = "def euler_step(v, x, t, h, cache):\n    return x + h * v(x, t)"
+    nbformat.write(_answered("a_euler_step", {"euler_step": right}), folder / "honest.ipynb")
+    nbformat.write(_answered("a_euler_step", {"euler_step": WRONG_EULER}), folder / "honest_slip.ipynb")
+    for name, (answer, patch) in ADVERSARIES.items():
+        nbformat.write(_answered("a_euler_step", {"euler_step": answer}, (patch,) if patch else ()),
+                       folder / f"{name}.ipynb")
+    # sorts first: it tries to rewrite its neighbours before they are graded, and to write the CSV
+    vandal = ("import pathlib\n"
+              "for p in [*pathlib.Path('.').glob('*.ipynb'), *pathlib.Path('..').glob('*.ipynb'), "
+              "*pathlib.Path('../..').glob('*/*.ipynb')]:\n    p.write_text('{}')\n"
+              "pathlib.Path('grades.csv').write_text('student,score\\nvandal,99\\n')")
+    nbformat.write(_answered("a_euler_step", {}, (vandal,)), folder / "a_vandal.ipynb")
+    hungry = "blocks = []\nwhile True:\n    blocks.append(bytearray(10**8))"
+    nbformat.write(_answered("a_euler_step", {}, (hungry,)), folder / "hungry.ipynb")
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+
+    out = tmp_path / "grades.csv"
+    assert main(["grade", str(folder), "--assignment", "a_euler_step", "--out", str(out), "--memory-gb", "3"]) == 0
+    rows = {row["student"]: row for row in csv.DictReader(out.open())}
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # nobody reached the others
+    assert rows["honest"]["score"] == "2" and rows["a_vandal"]["score"] == "2"  # its own work is right
+    assert (rows["honest_slip"]["Exercise A.1"], rows["honest_slip"]["Exercise A.2"]) == ("0", "1")
+    for name in ("patched_require", "patched_check", "patched_loop"):
+        assert (rows[name]["Exercise A.1"], rows[name]["Exercise A.2"]) == ("0", "1"), rows[name]
+        assert "differs from the euler update" in rows[name]["reason"]
+    assert "package's own function" in rows["borrowed_step"]["reason"] and rows["borrowed_step"]["score"] == "1"
+    assert "borrows the package's steps" in rows["looked_up_step"]["reason"]
+    assert rows["looked_up_step"]["Exercise A.1"] == "0"
+    assert rows["hungry"]["score"] == "0" and "out of memory (limit 3 GB)" in rows["hungry"]["reason"]
+    assert set(rows) == {p.stem for p in folder.glob("*.ipynb")}  # the CSV is the grader's alone
+
+
+def test_each_submission_gets_fresh_inputs_and_a_seed_reproduces_them():
+    from fireflow_edu.grading.exercises import ASSIGNMENTS
+    from fireflow_edu.grading.judge import draw
+
+    exercise = ASSIGNMENTS["a_euler_step"][0]
+    first, second = (draw(exercise, np.random.default_rng(seed)) for seed in (1, 2))
+    assert first["field"] != second["field"] and first == draw(exercise, np.random.default_rng(1))
+    assert any(g[-1] > g[0] for g in first["grids"]) and any(g[-1] < g[0] for g in first["grids"])
+
+
+@pytest.mark.parametrize("assignment", ["b_midpoint_rf_solver", "c_fireflow_step"])
+def test_typical_mistakes_score_zero_on_the_grader(assignment, tmp_path):
+    from fireflow_edu.grading.exercises import ASSIGNMENTS
+    from fireflow_edu.grading.judge import draw, verdict
+    from fireflow_edu.grading.probe import PROBES
+
+    wrong = {"midpoint_step": midpoint_at_start_time, "rf_solver_step": rf_solver_wrong_derivative,
+             "fireflow_step": fireflow_caches_start_velocity, "round_trip": round_trip_same_grid}
+    right = {"midpoint_step": SOLVERS["midpoint"].step, "rf_solver_step": SOLVERS["rf_solver"].step,
+             "fireflow_step": SOLVERS["fireflow"].step, "round_trip": round_trip_reference}
+    rng = np.random.default_rng(0)
+    for exercise in ASSIGNMENTS[assignment]:
+        item = draw(exercise, rng)
+        for function, passes in ((right[exercise.function], True), (wrong[exercise.function], False)):
+            answer = {"module": "__main__", **PROBES[exercise.kind](function, item)}
+            assert (verdict(exercise, item, answer) is None) == passes, (exercise, function)
+
+
+def test_a_step_that_evaluates_twice_scores_zero_with_the_nfe_named():
+    from fireflow_edu.grading.exercises import ASSIGNMENTS
+    from fireflow_edu.grading.judge import draw, verdict
+    from fireflow_edu.grading.probe import probe_step
+
+    exercise = ASSIGNMENTS["a_euler_step"][0]
+    item = draw(exercise, np.random.default_rng(3))
+    why = verdict(exercise, item, {"module": "__main__", **probe_step(euler_twice, item)})
+    assert "evaluates the velocity 16 times over a pass of 8 steps where euler needs 8" in why
+    why = verdict(exercise, item, {"module": "__main__", **probe_step(euler_abs_h, item)})
+    assert "right when inverting (t: 0 -> 1) but not when sampling (t: 1 -> 0)" in why
 
 
 def test_a_hanging_notebook_scores_zero_and_the_run_goes_on(tmp_path):
@@ -212,3 +323,30 @@ def test_grade_names_a_missing_submissions_folder(tmp_path, capsys):
     assert main(["grade", str(tmp_path / "submissions"), "--assignment", "a_euler_step"]) == 2
     error = capsys.readouterr().err
     assert "submissions folder" in error and "not found" in error
+
+
+def test_the_package_holds_no_solution():
+    from fireflow_edu.grading.exercises import ASSIGNMENTS
+
+    package = Path(fireflow_edu.__file__).parent
+    hidden = _solution_lines()
+    for path in package.rglob("*"):
+        if path.is_file() and path.suffix in (".py", ".ipynb", ".json", ".md", ".txt"):
+            text = path.read_text(errors="replace")
+            assert "### BEGIN SOLUTION" not in text or path.name == "student.py", path
+            assert not any(line in text for line in hidden if path.suffix == ".ipynb"), path
+    assert sorted(p.stem for p in STUDENT.glob("*.ipynb")) == sorted(ASSIGNMENTS)
+    assert not (package / "grading" / "assignments" / "solutions").exists()
+
+
+def _solution_lines() -> list[str]:
+    """Every line of code between solution markers in the repository's solution notebooks."""
+    return [line.strip() for path in sorted(SOLUTIONS.glob("*.ipynb"))
+            for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"
+            for block in c.source.split("### BEGIN SOLUTION")[1:]
+            for line in block.split("### END SOLUTION")[0].splitlines()[1:] if line.strip()]
+
+
+def test_assignments_without_solutions_say_where_they_are(tmp_path, capsys):
+    assert main(["assignments", "--check", "--solutions", str(tmp_path)]) == 2
+    assert "teacher material" in capsys.readouterr().err

@@ -106,7 +106,8 @@ class PieBenchScorer:
         try:
             import torchvision  # noqa: F401  (torchmetrics' LPIPS builds its SqueezeNet with it)
         except ImportError:
-            raise FileNotFoundError("needs torchvision (pip install torchvision, the build matching torch)")
+            raise FileNotFoundError("needs torchvision: pip install 'fireflow_edu[piebench]' (the torchvision build "
+                                    "matching your torch)")
         weights = Path(torch.hub.get_dir()) / "checkpoints" / SQUEEZENET_CHECKPOINT
         if not weights.exists():
             raise FileNotFoundError(f"SqueezeNet weights not at {weights}; fetch once online with "

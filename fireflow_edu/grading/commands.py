@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .grader import grade_folder
-from .student import SOLUTIONS, STUDENT, build
+from .student import STUDENT
 
 
 def run_assignments(args) -> None:
+    from .student import build
+
     stale = build(check=args.check, solutions=args.solutions, student=args.student)
     if args.check and stale:
         raise ValueError("assignment notebooks out of date: " + ", ".join(str(p) for p in stale)
@@ -18,7 +19,10 @@ def run_assignments(args) -> None:
 
 
 def run_grade(args) -> None:
-    rows = grade_folder(args.submissions, args.assignment, args.out, timeout=args.timeout, solutions=args.solutions)
+    from .grader import grade_folder
+
+    rows = grade_folder(args.submissions, args.assignment, args.out, timeout=args.timeout, memory_gb=args.memory_gb,
+                        seed=args.seed)
     for row in rows:
         print(f"{row['student']:<24} {row['score']}/{row['max_score']}  {row['reason']}")
     print(f"wrote {args.out}")
@@ -26,24 +30,29 @@ def run_grade(args) -> None:
 
 def _assignments_command(assignments) -> None:
     assignments.description = ("Give the solution notebooks the nbgrader cell metadata their markers imply and "
-                               "strip the marked solutions into the student copies (both shipped in the package; "
-                               "--student DIR writes the student copies elsewhere, e.g. for a class).")
+                               "strip the marked solutions into the student copies (the copies ship in the package, "
+                               "the solutions stay in the repository; --student DIR writes the copies elsewhere, "
+                               "e.g. for a class).")
     assignments.add_argument("--check", action="store_true", help="only verify the student copies are up to date")
-    assignments.add_argument("--solutions", type=Path, default=SOLUTIONS, help="solution notebooks folder")
+    assignments.add_argument("--solutions", type=Path, default=None,
+                             help="solution notebooks folder (default: the repository's notebooks/assignments)")
     assignments.add_argument("--student", type=Path, default=STUDENT, help="student notebooks folder")
     assignments.set_defaults(run=run_assignments)
 
 
 def _grade_command(grade) -> None:
-    grade.description = ("Executes each submission in a subprocess with a time limit, with the solution's check "
-                         "cells appended; a broken or hanging notebook scores zero with the reason and never stops "
-                         "the run.")
+    grade.description = ("Runs each submission alone (a private folder, a time and a memory limit), calls its "
+                         "functions on inputs drawn fresh for it and judges the answers against the package's "
+                         "reference in this process; a broken, hanging or memory-hungry notebook scores zero with "
+                         "the reason and never stops the run.")
     grade.add_argument("submissions", type=Path, help="folder of submitted .ipynb files (one per student)")
     grade.add_argument("--assignment", required=True,
-                       help="solution notebook name, e.g. a_euler_step, b_midpoint_rf_solver, c_fireflow_step")
+                       help="assignment name: a_euler_step, b_midpoint_rf_solver or c_fireflow_step")
     grade.add_argument("--out", type=Path, default=Path("grades.csv"), help="CSV to write (default grades.csv)")
     grade.add_argument("--timeout", type=int, default=120, help="seconds per notebook (default 120)")
-    grade.add_argument("--solutions", type=Path, default=SOLUTIONS, help="solution notebooks folder")
+    grade.add_argument("--memory-gb", type=float, default=4.0, help="address-space limit per notebook (default 4)")
+    grade.add_argument("--seed", type=int, default=None,
+                       help="fix the secret inputs, to reproduce a grade (default: fresh for every submission)")
     grade.set_defaults(run=run_grade)
 
 

@@ -1,11 +1,20 @@
-"""Grade a folder of submitted assignment notebooks into a CSV.
+"""Grade a folder of submitted assignment notebooks into a CSV: the kernel computes, the grader judges.
 
-For each submission the grader drops the student's own ``# CHECK`` cells, appends
-the check cells of the assignment's solution notebook (so a check cannot be edited
-away), and executes the result in a fresh kernel in a subprocess with a time
-limit. An exercise scores when its check cell runs without error. A notebook that
-cannot be read, crashes its kernel or runs past the limit scores zero with the
-reason; the next submission is graded regardless.
+For each submission, alone:
+
+1. a private temporary folder holds a copy of the notebook and nothing else; its kernel starts there, in a
+   subprocess with a time limit and a memory limit, so it cannot reach the other submissions by a relative
+   path, and a notebook that hangs or allocates without bound scores zero with the reason;
+2. the student's cells run (their own ``# CHECK`` cells are dropped: those are self-checks for the student);
+3. a probe cell (:mod:`fireflow_edu.grading.probe`) calls the student's functions on inputs drawn fresh
+   for this submission and prints what they returned;
+4. back in the grader's process, :mod:`fireflow_edu.grading.judge` computes the reference's answers on the
+   same inputs and decides each exercise; a step whose code imports or looks up the package's own steps
+   scores zero with that reason. Nothing the student's code does inside its kernel (patching the checks, the
+   solver loop, the package) changes what the reference computes here.
+
+Only the grader writes the CSV. This is no sandbox: code that attacks the machine itself (absolute paths,
+the network, other processes) is not stopped; run submissions you distrust in a container.
 """
 
 from __future__ import annotations
@@ -13,6 +22,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -20,91 +30,126 @@ import tempfile
 from pathlib import Path
 
 import nbformat
+import numpy as np
 
-from ..reporting import write_json
-from .student import CHECK, SOLUTIONS
+from .exercises import assignment_exercises
+from .judge import borrowed_code, draw, verdict
+from .probe import MARKER
+from .student import CHECK
 
-
-def check_cells(notebook) -> list:
-    return [cell for cell in notebook.cells if cell.cell_type == "code" and CHECK.match(cell.source)]
-
-
-def exercise_of(cell) -> str:
-    return CHECK.match(cell.source)["exercise"].strip()
+MEMORY_ERRORS = ("MemoryError", "can't allocate memory", "std::bad_alloc")
 
 
-def prepare(submission: Path, solution: Path):
-    """The submission with its check cells replaced by the solution's."""
-    notebook = nbformat.read(submission, as_version=4)
-    reference = check_cells(nbformat.read(solution, as_version=4))
-    notebook.cells = [c for c in notebook.cells if not (c.cell_type == "code" and CHECK.match(c.source))]
-    notebook.cells += [nbformat.v4.new_code_cell(c.source) for c in reference]
-    return notebook
+def _probe_cell(request: dict) -> nbformat.NotebookNode:
+    source = Path(__file__).with_name("probe.py").read_text()
+    return nbformat.v4.new_code_cell(
+        f"__fireflow_probe = {{}}\nexec({source!r}, __fireflow_probe)\n"
+        f"__fireflow_probe['main'](globals(), {json.dumps(request)!r})")
 
 
-def execute(notebook_path: Path, result_path: Path, cell_timeout: int) -> None:
-    """Run in the grading subprocess: execute the prepared notebook and record each check cell's outcome."""
+def execute(notebook_path: Path, executed_path: Path, cell_timeout: int) -> None:
+    """Run in the grading subprocess: execute the notebook in a kernel started in its folder, save the outputs."""
     from nbclient import NotebookClient
 
     notebook = nbformat.read(notebook_path, as_version=4)
-    NotebookClient(notebook, timeout=cell_timeout, kernel_name="python3", allow_errors=True).execute()
-    outcomes = {}
-    for cell in check_cells(notebook):
-        errors = [o for o in cell.outputs if o.output_type == "error"]
-        outcomes[exercise_of(cell)] = f"{errors[0].ename}: {errors[0].evalue}".splitlines()[0] if errors else None
-    write_json(result_path, outcomes)
+    client = NotebookClient(notebook, timeout=cell_timeout, kernel_name="python3", allow_errors=True,
+                            resources={"metadata": {"path": str(notebook_path.parent)}})
+    client.execute()
+    nbformat.write(notebook, executed_path)
 
 
-def grade_one(submission: Path, solution: Path, timeout: int) -> dict:
-    """Score one submission: {"student", exercise columns (1/0), "score", "max_score", "reason"}."""
-    exercises = [exercise_of(c) for c in check_cells(nbformat.read(solution, as_version=4))]
-    row = {"student": submission.stem, **{e: 0 for e in exercises}, "score": 0, "max_score": len(exercises)}
-    try:
-        prepared = prepare(submission, solution)
-    except Exception as error:  # unreadable submission: zero, with the reason
-        return {**row, "reason": f"cannot read notebook: {type(error).__name__}: {error}"}
+def _limit_memory(limit_bytes: int):
+    def apply() -> None:  # in the child before exec: the kernel it starts inherits the limit
+        resource.setrlimit(resource.RLIMIT_AS, (limit_bytes, limit_bytes))
+    return apply
+
+
+def _run_alone(notebook: nbformat.NotebookNode, timeout: int, memory_gb: float) -> tuple[object, str | None]:
+    """The executed notebook, or None and why it did not finish."""
     with tempfile.TemporaryDirectory(prefix="grade-") as tmp:
-        notebook_path, result_path = Path(tmp) / "submission.ipynb", Path(tmp) / "result.json"
-        nbformat.write(prepared, notebook_path)
-        command = [sys.executable, "-m", "fireflow_edu.grading.grader", str(notebook_path), str(result_path),
-                   str(timeout)]
+        private, executed = Path(tmp) / "work", Path(tmp) / "executed.ipynb"
+        private.mkdir()
+        nbformat.write(notebook, private / "submission.ipynb")
+        command = [sys.executable, "-m", "fireflow_edu.grading.grader", str(private / "submission.ipynb"),
+                   str(executed), str(timeout)]
         # its own session, so a timeout kills the kernel the subprocess started as well
-        process = subprocess.Popen(command, cwd=submission.parent, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                   start_new_session=True)
+        process = subprocess.Popen(command, cwd=private, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   start_new_session=True, preexec_fn=_limit_memory(int(memory_gb * 2**30)))
         try:
             _, stderr = process.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.communicate()
-            return {**row, "reason": f"timed out after {timeout} s"}
-        if process.returncode != 0 or not result_path.exists():
-            last = stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
-            return {**row, "reason": f"execution failed: {last[0]}"}
-        outcomes = json.loads(result_path.read_text())
+            return None, f"timed out after {timeout} s"
+        if process.returncode != 0 or not executed.exists():
+            text = stderr.decode(errors="replace")
+            if any(marker in text for marker in MEMORY_ERRORS + ("DeadKernelError",)):
+                return None, f"the kernel died or ran out of memory (limit {memory_gb:g} GB)"
+            last = text.strip().splitlines()[-1:] or ["no output"]
+            return None, f"execution failed: {last[0]}"
+        return nbformat.read(executed, as_version=4), None
+
+
+def _probe_answers(executed) -> dict:
+    for output in executed.cells[-1].get("outputs", []):
+        if output.get("name") == "stdout":
+            for line in output["text"].splitlines():
+                if line.startswith(MARKER):
+                    return json.loads(line[len(MARKER):])
+    return {}
+
+
+def _ran_out_of_memory(executed) -> bool:
+    return any(output.get("output_type") == "error"
+               and any(marker in f"{output.get('ename')}: {output.get('evalue')}" for marker in MEMORY_ERRORS)
+               for cell in executed.cells if cell.cell_type == "code" for output in cell.get("outputs", []))
+
+
+def grade_one(submission: Path, assignment: str, timeout: int, memory_gb: float = 4.0, seed: int | None = None) -> dict:
+    """Score one submission: {"student", exercise columns (1/0), "score", "max_score", "reason"}."""
+    exercises = assignment_exercises(assignment)
+    row = {"student": submission.stem, **{e.label: 0 for e in exercises}, "score": 0, "max_score": len(exercises)}
+    try:
+        notebook = nbformat.read(submission, as_version=4)
+    except Exception as error:  # unreadable submission: zero, with the reason
+        return {**row, "reason": f"cannot read notebook: {type(error).__name__}: {error}"}
+    rng = np.random.default_rng(seed)  # fresh secret inputs for every submission
+    request = {"exercises": [draw(exercise, rng) for exercise in exercises]}
+    code = [c for c in notebook.cells if c.cell_type == "code"]
+    notebook.cells = [c for c in notebook.cells if not (c.cell_type == "code" and CHECK.match(c.source))]
+    notebook.cells.append(_probe_cell(request))
+    executed, failure = _run_alone(notebook, timeout, memory_gb)
+    if executed is not None and _ran_out_of_memory(executed):
+        failure = f"a cell ran out of memory (limit {memory_gb:g} GB)"
+    if failure is not None:
+        return {**row, "reason": failure}
+    answers = _probe_answers(executed)
+    borrowed = borrowed_code([c.source for c in code])
     failures = []
-    for exercise in exercises:
-        error = outcomes.get(exercise, "check did not run")
-        row[exercise] = int(error is None)
-        if error is not None:
-            failures.append(f"{exercise}: {error}")
-    row["score"] = sum(row[e] for e in exercises)
+    for exercise, item in zip(exercises, request["exercises"]):
+        why = verdict(exercise, item, answers.get(exercise.label))
+        if why is None and exercise.kind == "step" and borrowed:
+            why = "the notebook borrows the package's steps (" + "; ".join(borrowed) + "): write the update yourself"
+        row[exercise.label] = int(why is None)
+        if why is not None:
+            failures.append(f"{exercise.label}: {why}")
+    row["score"] = sum(row[e.label] for e in exercises)
     row["reason"] = "; ".join(failures)
     return row
 
 
-def grade_folder(folder: Path, assignment: str, out_csv: Path, timeout: int = 120,
-                 solutions: Path = SOLUTIONS) -> list[dict]:
-    """Grade every ``*.ipynb`` in ``folder`` against ``solutions/<assignment>.ipynb``; write ``out_csv``."""
-    solution = Path(solutions) / f"{assignment}.ipynb"
-    if not solution.exists():
-        names = ", ".join(p.stem for p in sorted(Path(solutions).glob("*.ipynb")))
-        raise FileNotFoundError(f"no assignment {assignment!r}; available: {names}")
+def grade_folder(folder: Path, assignment: str, out_csv: Path, timeout: int = 120, memory_gb: float = 4.0,
+                 seed: int | None = None) -> list[dict]:
+    """Grade every ``*.ipynb`` in ``folder`` as ``assignment``; write ``out_csv``. ``seed`` fixes the secret
+    inputs (for reproducing a grade); by default each submission gets fresh ones."""
+    assignment_exercises(assignment)
     if not Path(folder).is_dir():
         raise FileNotFoundError(f"submissions folder {folder} not found")
     submissions = sorted(Path(folder).glob("*.ipynb"))
     if not submissions:
         raise FileNotFoundError(f"no .ipynb submissions in {folder}")
-    rows = [grade_one(path, solution, timeout) for path in submissions]
+    rows = [grade_one(path, assignment, timeout, memory_gb, None if seed is None else seed + i)
+            for i, path in enumerate(submissions)]
     out_csv = Path(out_csv)
     out_csv.parent.mkdir(parents=True, exist_ok=True)
     with out_csv.open("w", newline="") as handle:

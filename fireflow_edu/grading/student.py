@@ -9,7 +9,8 @@ In a solution notebook, each exercise's answer sits between markers in a code ce
 
 The student version keeps everything else and replaces each marked block with
 ``raise NotImplementedError("Exercise A.1: the Euler update")`` at the same
-indentation. ``python -m fireflow_edu assignments`` regenerates the student copies;
+indentation. ``python -m fireflow_edu assignments`` regenerates the student copies (shipped in the
+package) from the solutions (in the repository's ``notebooks/assignments``, never in the package);
 ``--check`` fails if any is out of date.
 
 The same markers give nbgrader's cell metadata, so a course on JupyterHub can use
@@ -27,8 +28,10 @@ from pathlib import Path
 
 import nbformat
 
-ASSIGNMENTS = Path(str(files("fireflow_edu.grading") / "assignments"))  # package data
-SOLUTIONS, STUDENT = ASSIGNMENTS / "solutions", ASSIGNMENTS / "student"
+# The student copies are package data; the solutions are teacher material, kept in the repository only
+# (an editable install finds them beside the package; a wheel install has none: pass --solutions DIR).
+STUDENT = Path(str(files("fireflow_edu.grading") / "assignments"))
+SOLUTIONS = Path(__file__).resolve().parents[2] / "notebooks" / "assignments"
 BEGIN = re.compile(r"^(?P<indent>[ \t]*)### BEGIN SOLUTION (?P<label>.+?)\s*$")
 END = re.compile(r"^[ \t]*### END SOLUTION\s*$")
 CHECK = re.compile(r"^# CHECK (?P<exercise>Exercise [^\n:]+)")
@@ -101,9 +104,20 @@ def _cells(notebook) -> list:
     return [(c.source, c.metadata.get("nbgrader")) for c in notebook.cells]
 
 
-def build(check: bool = False, solutions: Path = SOLUTIONS, student: Path = STUDENT) -> list[Path]:
+def solution_folder(path: Path | None = None) -> Path:
+    """``path``, or the repository's solutions; a clear error where there are none (a wheel install)."""
+    folder = Path(path) if path is not None else SOLUTIONS
+    if not any(folder.glob("*.ipynb")):
+        raise FileNotFoundError(f"no solution notebooks in {folder}: the solutions are teacher material, kept in "
+                                "the repository's notebooks/assignments and not in the installed package; "
+                                "pass --solutions DIR")
+    return folder
+
+
+def build(check: bool = False, solutions: Path | None = None, student: Path = STUDENT) -> list[Path]:
     """Give every solution notebook its nbgrader metadata and write its student copy (with ``check``,
     only compare); returns the stale paths."""
+    solutions = solution_folder(solutions)
     stale = []
     for path in sorted(Path(solutions).glob("*.ipynb")):
         solution = nbformat.read(path, as_version=4)
