@@ -17,10 +17,11 @@ from fireflow_edu.flux import reconstruct
 from fireflow_edu.flux.images import latent_image_ids
 from fireflow_edu.mini.model import load_mini_pipeline
 from fireflow_edu.mini.scenes import SIZE, random_scene
-from fireflow_edu.mini.train import EVAL_SEED_OFFSET, call, encode, scene_batch
+from fireflow_edu.mini.scenes import VALIDATION_SEEDS
+from fireflow_edu.mini.train import call, encode, scene_batch
 
 student, teacher = (load_mini_pipeline(path) for path in sys.argv[1:3])
-seeds = EVAL_SEED_OFFSET + 10_000 + np.arange(24)
+seeds = VALIDATION_SEEDS[10_000:10_024]
 x, captions = scene_batch(teacher, seeds)
 ids = latent_image_ids(teacher, SIZE, SIZE)
 noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(0))

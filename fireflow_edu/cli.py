@@ -19,6 +19,7 @@ COMMANDS = {  # name: (module with configure(name, parser), the extra it needs, 
     "batch": ("flux.commands", "flux", "edit every case of a JSONL file; shards across processes/GPUs"),
     "piebench": ("flux.commands", "flux", "PIE-Bench with the published protocol: per-type table of the paper's "
                  "metrics"),
+    "mini-autoencoder": ("mini.commands", "flux", "train the mini FLUX's autoencoder on rendered scenes (CPU)"),
     "mini-train": ("mini.commands", "flux", "train the mini FLUX from scratch on rendered scenes (CPU)"),
     "mini-bench": ("mini.commands", "flux", "score the mini FLUX: text to image, reconstruction, editing"),
     "mini-piebench": ("mini.commands", "flux", "write a mini PIE-Bench (PIE-Bench's format) from the mini FLUX's "

@@ -12,7 +12,8 @@ from fireflow_edu.mini.benchmark import edit_cases, score_edit
 from fireflow_edu.mini.detect import check_scene, detect
 from fireflow_edu.mini.model import SHIPPED, build_mini_pipeline, load_mini_pipeline
 from fireflow_edu.mini.scenes import EDIT_KINDS, Scene, Shape, make_edit, random_scene
-from fireflow_edu.mini.train import EVAL_SEED_OFFSET, call, lineage, run_minutes, student_from, train_mini_flux
+from fireflow_edu.mini.scenes import TEST_SEEDS
+from fireflow_edu.mini.train import call, lineage, run_minutes, student_from, train_mini_flux
 from fireflow_edu.mini.train_config import TrainConfig
 from fireflow_edu.mini.vae import PixelShuffleVAE
 
@@ -48,7 +49,7 @@ def test_unknown_edit_kind():
 
 
 def test_detector_reads_every_render_correctly():
-    for seed in range(EVAL_SEED_OFFSET, EVAL_SEED_OFFSET + 200):
+    for seed in TEST_SEEDS[:200]:
         scene = random_scene(seed)
         assert check_scene(scene.render(), scene)["all"], (scene.caption, detect(scene.render()))
     blank = np.full((32, 32, 3), 245, np.uint8)
@@ -174,7 +175,7 @@ def test_shipped_model_loads_offline_both_ways(shipped):
 
 
 def test_shipped_model_reconstructs_held_out_scenes_better_with_fireflow_at_equal_nfe(shipped):
-    scenes = [random_scene(EVAL_SEED_OFFSET + 10_000 + i) for i in range(4)]
+    scenes = [random_scene(TEST_SEEDS[10_000 + i]) for i in range(4)]
     psnr = {m: np.mean([reconstruct(shipped, s.render(), s.caption, steps=n, method=m,
                                     progress=False).metrics["psnr"] for s in scenes])
             for m, n in (("euler", 9), ("fireflow", 8))}
@@ -196,7 +197,7 @@ def test_shipped_model_edits_held_out_cases_above_floors(shipped):
 def test_shipped_model_follows_captions_for_background_and_colour(shipped):
     from fireflow_edu.flux import generate
 
-    scenes = [random_scene(EVAL_SEED_OFFSET + i) for i in range(10)]
+    scenes = [random_scene(TEST_SEEDS[i]) for i in range(10)]
     checks = [check_scene(np.asarray(generate(shipped, s.caption, 32, 32, steps=10, seed=i)[0]), s)
               for i, s in enumerate(scenes)]
     assert np.mean([c["background"] for c in checks]) >= 0.9

@@ -68,13 +68,16 @@ def size_multiple(pipe) -> int:
     return 2 * pipe.vae_scale_factor
 
 
+def scaled_latents(vae, x: torch.Tensor) -> torch.Tensor:
+    """Pixels [B, 3, H, W] in [-1, 1] -> the posterior mode, shifted and scaled as FLUX and SD3 expect (float32)."""
+    latent = vae.encode(x.to(vae.device, vae.dtype)).latent_dist.mode()
+    return ((latent - vae.config.shift_factor) * vae.config.scaling_factor).float()
+
+
 @torch.no_grad()
 def vae_encode(pipe, pixels: np.ndarray) -> torch.Tensor:
     """uint8 [H, W, 3] -> scaled VAE latents [1, C, H/8, W/8] (float32), posterior mode (FLUX and SD3 alike)."""
-    vae = pipe.vae
-    x = torch.tensor(pixels).permute(2, 0, 1)[None].float() / 127.5 - 1
-    latent = vae.encode(x.to(pipe._execution_device, vae.dtype)).latent_dist.mode()
-    return ((latent - vae.config.shift_factor) * vae.config.scaling_factor).float()
+    return scaled_latents(pipe.vae, torch.tensor(pixels).permute(2, 0, 1)[None].float() / 127.5 - 1)
 
 
 @torch.no_grad()

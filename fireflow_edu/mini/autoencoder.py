@@ -21,7 +21,7 @@ the package's detector.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -29,34 +29,10 @@ import torch
 from tqdm.auto import tqdm
 
 from .scenes import SIZE, TRAIN_SEEDS, VALIDATION_SEEDS, random_scene
+from .train_config import AutoencoderConfig
 
 CHECKPOINT = "autoencoder_checkpoint.pt"
 LATENT_CHANNELS = 16
-
-
-@dataclass
-class AutoencoderConfig:
-    """Every setting of an autoencoder training run (recorded with the model)."""
-
-    factor: int = 4
-    width: int = 64
-    steps: int = 6000
-    batch_size: int = 32
-    lr: float = 1e-3
-    warmup: int = 200
-    edge_weight: float = 1.0
-    kl_weight: float = 1e-4
-    seed: int = 0
-    eval_every: int = 1000
-    eval_scenes: int = 300
-    checkpoint_every: int = 200
-
-    def __post_init__(self):
-        if self.factor not in (2, 4, 8):
-            raise ValueError(f"factor must be 2, 4 or 8 (a power of two dividing 32 / 2), got {self.factor}")
-        for name in ("width", "steps", "batch_size", "eval_every", "eval_scenes", "checkpoint_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
 
 
 def build_autoencoder(config: AutoencoderConfig):

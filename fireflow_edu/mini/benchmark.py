@@ -9,7 +9,8 @@
   the edit mask (preservation), PSNR / SSIM against the ground-truth edited render, and
   success (the detector finds the target caption in the edited image), per kind.
 
-All scenes use seeds from ``EVAL_SEED_OFFSET`` up, which training never draws.
+All scenes use ``TEST_SEEDS`` (:mod:`~fireflow_edu.mini.scenes`), which neither training nor its held-out
+curve draws.
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ from tqdm.auto import tqdm
 
 from ..flux.editing import edit, generate, reconstruct
 from ..flux.metrics import masked_psnr, psnr, rmse_255, ssim
-from .detect import check_scene
-from .scenes import EDIT_KINDS, SIZE, make_edit, random_scene
-from .train import EVAL_SEED_OFFSET
+from ..adapters import model_adapter
+from .detect import check_scene, detect
+from .scenes import EDIT_KINDS, SIZE, TEST_SEEDS, make_edit, random_scene
 
 GENERATION = (("euler", 20), ("fireflow", 10))
 GUIDANCE_SCALES = (1.0, 1.5, 2.0, 3.0, 4.0)
@@ -47,14 +48,16 @@ def text_to_image(pipe, num_captions: int = 200, configs=GENERATION, guidance="a
                   progress: bool = True) -> dict:
     """Fraction of generated images whose detected content matches the caption, per attribute."""
     results = {}
-    scenes = [random_scene(EVAL_SEED_OFFSET + i) for i in range(num_captions)]
+    scenes = [random_scene(TEST_SEEDS[i]) for i in range(num_captions)]
     for method, steps in configs:
-        checks, nfe = [], 0
+        checks, ious, nfe = [], [], 0
         for i, scene in enumerate(tqdm(scenes, desc=f"generate {method} {steps}", disable=not progress)):
             image, nfe = generate(pipe, scene.caption, SIZE, SIZE, steps=steps, method=method, guidance=guidance,
                                   seed=i)
             checks.append(check_scene(np.asarray(image), scene))
-        results[f"{method} {steps}"] = {"nfe": nfe, **{key: _mean([c[key] for c in checks]) for key in checks[0]}}
+            ious += [o.iou for o in detect(np.asarray(image)).objects]
+        results[f"{method} {steps}"] = {"nfe": nfe, **{key: _mean([c[key] for c in checks]) for key in checks[0]},
+                                        "iou": _mean(ious)}
     return results
 
 
@@ -64,24 +67,32 @@ def guidance_sweep(pipe, num_captions: int = 200, scales=GUIDANCE_SCALES, progre
 
 
 def reconstruction(pipe, num_images: int = 100, configs=RECONSTRUCTION, progress: bool = True) -> dict:
-    """Invert and regenerate held-out renders with their captions: mean PSNR, SSIM, RMSE per config."""
-    scenes = [random_scene(EVAL_SEED_OFFSET + 10_000 + i) for i in range(num_images)]
-    results = {}
+    """Invert and regenerate held-out renders with their captions, per config: mean image PSNR, SSIM, RMSE, and
+    the solver's own share, the round trip's error in latent space as dB below the unit-variance latents
+    (-20 log10 latent RMSE). ``autoencoder`` is the VAE's round trip alone (encode, decode): the ceiling of any
+    image PSNR here."""
+    scenes = [random_scene(TEST_SEEDS[10_000 + i]) for i in range(num_images)]
+    adapter = model_adapter(pipe)
+    round_trips = [min(psnr(s.render(), adapter.decode(adapter.encode_image(s.render()), SIZE, SIZE)), 100.0)
+                   for s in scenes]
+    results = {"autoencoder": {"nfe": 0, "psnr": _mean(round_trips)}}
     for method, steps in configs:
         rows = []
         for scene in tqdm(scenes, desc=f"reconstruct {method} {steps}", disable=not progress):
             out = reconstruct(pipe, scene.render(), scene.caption, steps=steps, method=method,
                               progress=False)
-            rows.append((out.nfe, out.metrics["psnr"], out.metrics["ssim"], out.metrics["rmse_255"]))
+            rows.append((out.nfe, out.metrics["psnr"], out.metrics["ssim"], out.metrics["rmse_255"],
+                         -20 * np.log10(max(out.metrics["latent_rmse"], 1e-5))))
         finite_psnr = [min(r[1], 100.0) for r in rows]  # identical images (inf dB) count as 100 dB
         results[f"{method} {steps}"] = {"nfe": rows[0][0], "psnr": _mean(finite_psnr),
-                                        "ssim": _mean([r[2] for r in rows]), "rmse_255": _mean([r[3] for r in rows])}
+                                        "ssim": _mean([r[2] for r in rows]), "rmse_255": _mean([r[3] for r in rows]),
+                                        "latent_db": _mean([r[4] for r in rows])}
     return results
 
 
 def edit_cases(num_cases: int = 200) -> list:
     """``num_cases`` ground-truth edits, the five kinds in turn."""
-    return [make_edit(EVAL_SEED_OFFSET + 20_000 + i, EDIT_KINDS[i % len(EDIT_KINDS)]) for i in range(num_cases)]
+    return [make_edit(TEST_SEEDS[20_000 + i], EDIT_KINDS[i % len(EDIT_KINDS)]) for i in range(num_cases)]
 
 
 def score_edit(case, edited: np.ndarray) -> dict:
@@ -123,19 +134,24 @@ def run_mini_benchmark(pipe, num_captions: int = 200, num_reconstructions: int =
 def format_mini_benchmark(results: dict) -> str:
     counts = results["counts"]
     lines = [f"Text to image ({counts['captions']} held-out captions; share the detector reads back correctly)",
-             f"  {'solver':<14}{'NFE':>5}{'backgr.':>9}{'count':>8}{'colours':>9}{'shapes':>8}{'all':>7}"]
+             f"  {'solver':<14}{'NFE':>5}{'backgr.':>9}{'count':>8}{'colours':>9}{'shapes':>8}{'all':>7}"
+             f"{'IoU':>7}"]
     for label, row in results["text_to_image"].items():
         lines.append(f"  {label:<14}{row['nfe']:>5}{row['background']:>9.1%}{row['count']:>8.1%}"
-                     f"{row['colors']:>9.1%}{row['shapes']:>8.1%}{row['all']:>7.1%}")
+                     f"{row['colors']:>9.1%}{row['shapes']:>8.1%}{row['all']:>7.1%}{row['iou']:>7.3f}")
     if results["guidance"]:
         lines += ["\nGuidance (FireFlow 10 steps; the distilled guidance embedding at each scale)",
                   f"  {'guidance':<14}{'count':>8}{'colours':>9}{'shapes':>8}{'all':>7}"]
     for scale, row in results["guidance"].items():
         lines.append(f"  {scale:<14}{row['count']:>8.1%}{row['colors']:>9.1%}{row['shapes']:>8.1%}{row['all']:>7.1%}")
     lines += [f"\nReconstruction ({counts['reconstructions']} held-out renders; inversion + regeneration)",
-              f"  {'solver':<14}{'NFE':>5}{'PSNR':>8}{'SSIM':>8}{'RMSE':>8}"]
+              f"  {'solver':<14}{'NFE':>5}{'PSNR':>8}{'SSIM':>8}{'RMSE':>8}{'latent dB':>11}"]
     for label, row in results["reconstruction"].items():
-        lines.append(f"  {label:<14}{row['nfe']:>5}{row['psnr']:>8.2f}{row['ssim']:>8.3f}{row['rmse_255']:>8.2f}")
+        if label == "autoencoder":
+            lines.append(f"  {'autoencoder':<14}{'-':>5}{row['psnr']:>8.2f}   (encode + decode alone: the ceiling)")
+            continue
+        lines.append(f"  {label:<14}{row['nfe']:>5}{row['psnr']:>8.2f}{row['ssim']:>8.3f}{row['rmse_255']:>8.2f}"
+                     f"{row['latent_db']:>11.2f}")
     kinds = "".join(f"{k.replace('_', ' ')[:13]:>14}" for k in EDIT_KINDS)
     lines += [f"\nEditing ({counts['edits']} ground-truth cases; PSNR in dB; success = detector finds the target)",
               f"  {'config':<24}{'NFE':>5}{'bg PSNR':>9}{'PSNR gt':>9}{'SSIM gt':>9}{'success':>9}{kinds}"]

@@ -1,4 +1,4 @@
-"""Mini-FLUX subcommands: ``mini-train`` and ``mini-bench``."""
+"""Mini-FLUX subcommands: ``mini-autoencoder``, ``mini-train``, ``mini-bench`` and ``mini-piebench``."""
 
 from __future__ import annotations
 
@@ -8,19 +8,39 @@ from ..reporting import write_json
 from .model import SHIPPED
 
 
+def run_autoencoder(args) -> None:
+    from .autoencoder import train_autoencoder
+    from .train_config import AutoencoderConfig, from_options
+
+    if args.out.exists() and not args.out.is_dir():
+        raise ValueError(f"--out {args.out} is a file; give a folder")
+    _, record = train_autoencoder(from_options(args, AutoencoderConfig), args.out, on_eval=_print_autoencoder_eval)
+    write_json(args.out / "autoencoder_training.json", record)
+    print(f"saved to {args.out} after {record['minutes']:.1f} min of training; latents: shift_factor "
+          f"{record['shift_factor']:.4f}, scaling_factor {record['scaling_factor']:.4f}")
+
+
+def _print_autoencoder_eval(row: dict) -> None:
+    print(f"autoencoder step {row['step']} ({row['minutes']:.1f} min): reconstructions {row['psnr']:.2f} dB, "
+          f"read fully right {row['all']:.1%} (shapes {row['shapes']:.1%}, colours {row['colors']:.1%}), "
+          f"mean shape IoU {row['iou']:.3f}", flush=True)
+
+
 def run_train(args) -> None:
     import json
-    from dataclasses import fields
 
     from .model import build_mini_pipeline, load_mini_pipeline
     from .train import lineage, run_minutes, train_mini_flux
-    from .train_config import TrainConfig
+    from .train_config import TrainConfig, from_options
 
     if args.out.resolve() == SHIPPED.resolve() and not args.overwrite:
         raise ValueError(f"--out {args.out} is the shipped model; pass --overwrite to replace it")
     if args.out.exists() and not args.out.is_dir():
         raise ValueError(f"--out {args.out} is a file; give a folder")
-    config = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
+    if args.init is not None and args.autoencoder is not None:
+        raise ValueError("--init continues a trained mini FLUX with its own autoencoder; --autoencoder is for a "
+                         "fresh one")
+    config = from_options(args, TrainConfig)
     init = None
     if args.init is not None:
         if not (args.init / "model_index.json").is_file():
@@ -28,7 +48,11 @@ def run_train(args) -> None:
         init = {"path": str(args.init)}
         if (args.init / "training.json").is_file():
             init["training"] = json.loads((args.init / "training.json").read_text())
-    pipe = load_mini_pipeline(args.init) if init else build_mini_pipeline(args.seed)
+    elif args.autoencoder is not None:
+        init = {"autoencoder": str(args.autoencoder)}
+        if (args.autoencoder / "autoencoder_training.json").is_file():
+            init["autoencoder_training"] = json.loads((args.autoencoder / "autoencoder_training.json").read_text())
+    pipe = load_mini_pipeline(args.init) if args.init else build_mini_pipeline(args.seed, args.autoencoder)
     pipe, record = train_mini_flux(pipe, config, args.out, on_eval=_print_eval, init=init)
     pipe.save_pretrained(args.out)
     write_json(args.out / "training.json", record)
@@ -66,45 +90,31 @@ def run_piebench(args) -> None:
     print(f"wrote {count} cases into {args.out}")
 
 
-def _train_command(train) -> None:
-    from .train_config import TrainConfig
+def _autoencoder_command(autoencoder) -> None:
+    from .train_config import AutoencoderConfig, add_options
 
-    d = TrainConfig()
+    autoencoder.description = ("Train the mini FLUX's autoencoder (a diffusers AutoencoderKL laid out like FLUX's: "
+                               "16 latent channels, shift and scale measured on the data) on rendered scenes; "
+                               "checkpoints in --out, and a rerun with the same --out resumes. Then "
+                               "`mini-train --autoencoder OUT` trains a mini FLUX on its latents.")
+    add_options(autoencoder, AutoencoderConfig)
+    autoencoder.add_argument("--out", type=Path, default=Path("out/mini_autoencoder"),
+                             help="output folder (default out/mini_autoencoder)")
+    autoencoder.set_defaults(run=run_autoencoder)
+
+
+def _train_command(train) -> None:
+    from .train_config import TrainConfig, add_options
+
     train.description = ("Train a mini FLUX.1-dev on procedurally rendered, captioned 32x32 scenes: a rectified-flow "
                          "teacher with caption dropout, then a student that distils its classifier-free guidance "
                          "into a guidance embedding. Checkpoints in --out; a rerun with the same --out resumes.")
     train.add_argument("--init", type=Path, default=None,
                        help="fine-tune this trained mini FLUX without guidance embedding instead of fresh weights")
-    train.add_argument("--teacher-steps", type=int, default=d.teacher_steps,
-                       help=f"teacher AdamW steps (default {d.teacher_steps})")
-    train.add_argument("--distill-steps", type=int, default=d.distill_steps,
-                       help=f"distillation steps (default {d.distill_steps}; 0 keeps the teacher)")
-    train.add_argument("--batch-size", type=int, default=d.batch_size, help=f"scenes per step (default {d.batch_size})")
-    train.add_argument("--lr", type=float, default=d.lr, help=f"teacher peak learning rate (default {d.lr})")
-    train.add_argument("--distill-lr", type=float, default=d.distill_lr,
-                       help=f"student peak learning rate (default {d.distill_lr})")
-    train.add_argument("--warmup", type=int, default=d.warmup, help=f"learning-rate warm-up steps (default {d.warmup})")
-    train.add_argument("--caption-dropout", type=float, default=d.caption_dropout,
-                       help=f"share of captions replaced by the empty prompt (default {d.caption_dropout})")
-    train.add_argument("--uniform-t", type=float, default=d.uniform_t,
-                       help=f"share of t drawn uniformly instead of logit-normal (default {d.uniform_t})")
-    train.add_argument("--guidance-range", type=float, nargs=2, default=d.guidance_range, metavar=("LOW", "HIGH"),
-                       help="guidance scales the student learns (default 1 4)")
-    train.add_argument("--guidance-one-share", type=float, default=d.guidance_one_share,
-                       help=f"share of each distillation batch at guidance 1, the flow inversion follows "
-                       f"(default {d.guidance_one_share})")
-    train.add_argument("--seed", type=int, default=d.seed, help=f"random seed (default {d.seed})")
-    train.add_argument("--eval-every", type=int, default=d.eval_every,
-                       help=f"steps between held-out evaluations (default {d.eval_every})")
-    train.add_argument("--eval-captions", type=int, default=d.eval_captions,
-                       help=f"held-out captions per evaluation (default {d.eval_captions})")
-    train.add_argument("--eval-reconstructions", type=int, default=d.eval_reconstructions,
-                       help=f"held-out renders reconstructed per evaluation (default {d.eval_reconstructions})")
-    train.add_argument("--eval-guidance", type=float, default=d.eval_guidance,
-                       help=f"guidance of the held-out text to image (default {d.eval_guidance})")
-    train.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every,
-                       help=f"steps between checkpoints (default {d.checkpoint_every})")
-    train.add_argument("--compile", action="store_true", help="torch.compile the transformer")
+    train.add_argument("--autoencoder", type=Path, default=None,
+                       help="a trained autoencoder (mini-autoencoder's --out) for a fresh latent mini FLUX "
+                       "(default: the pixel design, no autoencoder)")
+    add_options(train, TrainConfig)
     train.add_argument("--out", type=Path, default=Path("out/mini_flux"), help="output folder (default out/mini_flux)")
     train.add_argument("--overwrite", action="store_true", help=f"allow --out to be the shipped model ({SHIPPED})")
     train.set_defaults(run=run_train)
@@ -134,5 +144,6 @@ def _piebench_command(piebench) -> None:
 
 
 def configure(name: str, parser) -> None:
-    """Arguments of ``mini-train``, ``mini-bench`` or ``mini-piebench``."""
-    {"mini-train": _train_command, "mini-bench": _bench_command, "mini-piebench": _piebench_command}[name](parser)
+    """Arguments of ``mini-autoencoder``, ``mini-train``, ``mini-bench`` or ``mini-piebench``."""
+    {"mini-autoencoder": _autoencoder_command, "mini-train": _train_command, "mini-bench": _bench_command,
+     "mini-piebench": _piebench_command}[name](parser)

@@ -1,11 +1,18 @@
 """The mini FLUX: a genuine diffusers FluxPipeline small enough to train on a laptop CPU.
 
-FluxTransformer2DModel (2 double-stream + 4 single-stream blocks, 4 heads x 32),
-CLIP and T5 text encoders of width 64 with word-level tokenizers over the scene
-grammar, and :class:`~fireflow_edu.mini.vae.PixelShuffleVAE` in place of the VAE:
-a 32x32 image becomes 64 tokens of 48 values (4x4 RGB patches). The shipped model is a
-mini FLUX.1-dev: its transformer has FLUX.1-dev's guidance embedding, learned by distilling
-classifier-free guidance (:mod:`fireflow_edu.mini.train`), so ``guidance="auto"`` means what it
+FluxTransformer2DModel (2 double-stream + 6 single-stream blocks, 4 heads x 32), CLIP and T5 text
+encoders of width 64 with word-level tokenizers over the scene grammar, and an autoencoder, in one of
+two designs:
+
+- **latent** (the shipped one, as FLUX itself): a trained ``AutoencoderKL`` with 4x downsampling and 16
+  latent channels (:mod:`fireflow_edu.mini.autoencoder`): a 32x32 render becomes a [16, 8, 8] latent, which
+  the pipeline packs into 16 tokens of 64 values. The decoder draws the crisp outlines; the transformer
+  decides what goes where.
+- **pixel** (the earlier design, kept for comparison): :class:`~fireflow_edu.mini.vae.PixelShuffleVAE`, an
+  exactly invertible rearrangement, so the transformer draws every pixel of 64 tokens of 4x4 RGB patches.
+
+The shipped model is a mini FLUX.1-dev: its transformer has FLUX.1-dev's guidance embedding, learned by
+distilling classifier-free guidance (:mod:`fireflow_edu.mini.train`), so ``guidance="auto"`` means what it
 means for FLUX.1-dev (1 to invert, 2 to edit and generate).
 """
 
@@ -19,26 +26,34 @@ from pathlib import Path
 SHIPPED = Path(str(files("fireflow_edu.mini") / "pretrained"))
 TEXT_DIM = 64
 MAX_WORDS = 16  # the longest caption has 13 words + [EOS]
+TRANSFORMER = dict(patch_size=1, num_layers=2, num_single_layers=6, attention_head_dim=32, num_attention_heads=4,
+                   joint_attention_dim=TEXT_DIM, pooled_projection_dim=TEXT_DIM, axes_dims_rope=(8, 12, 12))
 
 
-def build_mini_pipeline(seed: int = 0):
-    """A freshly initialised mini FLUX pipeline (fp32, CPU), seeded: a teacher, without guidance embedding."""
+def build_mini_pipeline(seed: int = 0, autoencoder: str | Path | None = None):
+    """A freshly initialised mini FLUX pipeline (fp32, CPU), seeded: a teacher, without guidance embedding.
+
+    ``autoencoder``: a trained ``AutoencoderKL`` folder (``mini-autoencoder``'s output, or a mini FLUX's
+    ``vae/``) for the latent design; None for the pixel design.
+    """
     import torch
-    from diffusers import FluxTransformer2DModel
+    from diffusers import AutoencoderKL, FluxTransformer2DModel
 
     from ..flux.loading import flux_pipeline_class
     from ..flux.tiny import build_text_side, flux_scheduler
     from .scenes import VOCABULARY
     from .vae import PixelShuffleVAE
 
+    if autoencoder is not None and not (Path(autoencoder) / "config.json").is_file():
+        raise ValueError(f"--autoencoder {autoencoder} holds no config.json; give a folder written by "
+                         "mini-autoencoder, or a mini FLUX's vae/ folder")
+    vae = PixelShuffleVAE(factor=2) if autoencoder is None else AutoencoderKL.from_pretrained(autoencoder)
     torch.manual_seed(seed)
     text_side = build_text_side(VOCABULARY, TEXT_DIM, t5_length=MAX_WORDS)
-    vae = PixelShuffleVAE(factor=2)
-    transformer = FluxTransformer2DModel(
-        patch_size=1, in_channels=4 * vae.config.latent_channels, num_layers=2, num_single_layers=4,
-        attention_head_dim=32, num_attention_heads=4, joint_attention_dim=TEXT_DIM,
-        pooled_projection_dim=TEXT_DIM, guidance_embeds=False, axes_dims_rope=(8, 12, 12))
-    return flux_pipeline_class()(scheduler=flux_scheduler(), vae=vae, transformer=transformer, **text_side)
+    transformer = FluxTransformer2DModel(in_channels=4 * vae.config.latent_channels, guidance_embeds=False,
+                                         **TRANSFORMER)
+    return flux_pipeline_class()(scheduler=flux_scheduler(), vae=vae.eval().requires_grad_(False),
+                                 transformer=transformer, **text_side)
 
 
 def load_mini_pipeline(path: str | Path = SHIPPED):

@@ -20,8 +20,8 @@ pass starts. The held-out curve tracks reconstruction (FireFlow 8 steps, 18 NFE)
 text-to-image accuracy, since a model can draw well and still invert badly.
 
 The transformer and both text encoders train together in the teacher phase; each step renders a
-fresh batch of random scenes, so there is no data set to ship. Training seeds are drawn from
-[0, 10^9); evaluation uses seeds from 10^9 up. A checkpoint is written every ``checkpoint_every``
+fresh batch of random scenes, so there is no data set to ship. Training seeds come from
+``TRAIN_SEEDS`` and the held-out curve from ``VALIDATION_SEEDS`` (:mod:`~fireflow_edu.mini.scenes`). A checkpoint is written every ``checkpoint_every``
 steps and a run with the same output folder resumes from it, drawing the same data; the trained
 teacher is saved beside it (``OUT/teacher``).
 """
@@ -38,23 +38,23 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..flux.images import decode_latents, latent_image_ids
+from ..flux.images import decode_latents, latent_image_ids, scaled_latents
 from ..reporting import write_json
 from ..schedules import flux_schedule
 from ..solvers import integrate
+from .autoencoder import render_batch
 from .detect import check_scene
-from .scenes import SIZE, random_scene
+from .scenes import SIZE, TRAIN_SEEDS, VALIDATION_SEEDS, random_scene
 from .train_config import TrainConfig
 
-EVAL_SEED_OFFSET = 10**9
 CHECKPOINT = "checkpoint.pt"
 
 
+@torch.no_grad()
 def scene_batch(pipe, seeds) -> tuple[torch.Tensor, list[str]]:
-    """Packed latents [B, 64, 48] in [-1, 1] and captions for the scenes of ``seeds``."""
-    scenes = [random_scene(int(s)) for s in seeds]
-    pixels = torch.tensor(np.stack([s.render() for s in scenes])).permute(0, 3, 1, 2).float() / 127.5 - 1
-    latent = pipe.vae.encode(pixels).latent_dist.mode()
+    """Packed, scaled latents [B, L, C] and captions for the scenes of ``seeds``."""
+    pixels, scenes = render_batch(seeds)
+    latent = scaled_latents(pipe.vae, pixels)
     b, c, h, w = latent.shape
     return pipe._pack_latents(latent, b, c, h, w), [s.caption for s in scenes]
 
@@ -116,7 +116,7 @@ def evaluate(pipe, transformer, num_captions: int, num_reconstructions: int, gui
     """
     from ..flux.editing import reconstruct
 
-    scenes = [random_scene(EVAL_SEED_OFFSET + i) for i in range(num_captions)]
+    scenes = [random_scene(VALIDATION_SEEDS[i]) for i in range(num_captions)]
     with _evaluating(pipe, transformer):
         cond = encode(pipe, [s.caption for s in scenes])
         img_ids = latent_image_ids(pipe, SIZE, SIZE)
@@ -131,7 +131,7 @@ def evaluate(pipe, transformer, num_captions: int, num_reconstructions: int, gui
                                                  cond, uncond, img_ids, guidance)
         x = integrate(velocity, noise, flux_schedule(steps, img_ids.shape[0]), "fireflow").x
         checks = [check_scene(decode_latents(pipe, x[i:i + 1], SIZE, SIZE), s) for i, s in enumerate(scenes)]
-        held_out = [random_scene(EVAL_SEED_OFFSET + 10_000 + i) for i in range(num_reconstructions)]
+        held_out = [random_scene(VALIDATION_SEEDS[10_000 + i]) for i in range(num_reconstructions)]
         psnrs = [min(reconstruct(pipe, s.render(), s.caption, steps=8, progress=False).metrics["psnr"], 100.0) for s in held_out]
     return {**{key: float(np.mean([c[key] for c in checks])) for key in checks[0]},
             "reconstruction_psnr": float(np.mean(psnrs)), "worst_reconstruction_psnr": float(np.min(psnrs))}
@@ -238,7 +238,7 @@ def train_mini_flux(pipe, config: TrainConfig, out: Path | None = None, progress
                    disable=not progress)
         start = time.perf_counter() - phase.seconds
         for _ in bar:
-            x, captions = scene_batch(pipe, rng.integers(0, EVAL_SEED_OFFSET, config.batch_size))
+            x, captions = scene_batch(pipe, rng.integers(TRAIN_SEEDS.start, TRAIN_SEEDS.stop, config.batch_size))
             t = sample_t(config.batch_size, config.uniform_t, g)
             noise = torch.randn(x.shape, generator=g)
             x_t = (1 - t[:, None, None]) * x + t[:, None, None] * noise

@@ -1,31 +1,42 @@
-"""The settings of a mini-FLUX training run (a light module, so ``mini-train --help`` loads no torch)."""
+"""The settings of the mini FLUX's training runs, and the command-line options made from them.
+
+A light module (no torch), so ``mini-train --help`` and ``mini-autoencoder --help`` start at once. Each field's
+``help`` metadata is its option's help; :func:`add_options` turns a settings class into options, so the
+defaults and the help live in one place.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import argparse
+from dataclasses import MISSING, dataclass, field, fields
+
+
+def _option(default, help: str):
+    return field(default=default, metadata={"help": help})
 
 
 @dataclass
 class TrainConfig:
     """Every setting of a mini-FLUX training run (recorded in ``training.json``)."""
 
-    teacher_steps: int = 5000
-    distill_steps: int = 800
-    batch_size: int = 64
-    lr: float = 1e-3
-    distill_lr: float = 1e-4
-    warmup: int = 200
-    caption_dropout: float = 0.15
-    uniform_t: float = 0.25
-    guidance_range: tuple[float, float] = (1.0, 4.0)
-    guidance_one_share: float = 0.5
-    seed: int = 0
-    eval_every: int = 500
-    eval_captions: int = 128
-    eval_reconstructions: int = 24
-    eval_guidance: float = 2.0
-    checkpoint_every: int = 100
-    compile: bool = False
+    teacher_steps: int = _option(5000, "teacher AdamW steps")
+    distill_steps: int = _option(800, "distillation steps (0 keeps the teacher)")
+    batch_size: int = _option(64, "scenes per step")
+    lr: float = _option(1e-3, "teacher peak learning rate")
+    distill_lr: float = _option(1e-4, "student peak learning rate")
+    warmup: int = _option(200, "learning-rate warm-up steps")
+    caption_dropout: float = _option(0.15, "share of captions replaced by the empty prompt")
+    uniform_t: float = _option(0.25, "share of t drawn uniformly instead of logit-normal")
+    guidance_range: tuple[float, float] = _option((1.0, 4.0), "guidance scales the student learns (LOW HIGH)")
+    guidance_one_share: float = _option(0.5, "share of each distillation batch at guidance 1, the flow inversion "
+                                             "follows")
+    seed: int = _option(0, "random seed")
+    eval_every: int = _option(500, "steps between held-out evaluations")
+    eval_captions: int = _option(128, "held-out captions per evaluation")
+    eval_reconstructions: int = _option(24, "held-out renders reconstructed per evaluation")
+    eval_guidance: float = _option(2.0, "guidance of the held-out text to image")
+    checkpoint_every: int = _option(100, "steps between checkpoints")
+    compile: bool = _option(False, "torch.compile the transformer")
 
     def __post_init__(self):
         self.guidance_range = tuple(self.guidance_range)
@@ -41,3 +52,47 @@ class TrainConfig:
         low, high = self.guidance_range
         if not 0 < low <= high:
             raise ValueError(f"guidance_range must be (low, high) with 0 < low <= high, got {self.guidance_range}")
+
+
+@dataclass
+class AutoencoderConfig:
+    """Every setting of a mini-FLUX autoencoder training run (recorded with the model)."""
+
+    factor: int = _option(4, "downsampling factor: 2, 4 or 8 (FLUX's is 8 on 1024-pixel images)")
+    width: int = _option(32, "channels of the first level (the others have twice as many)")
+    steps: int = _option(8000, "AdamW steps")
+    batch_size: int = _option(16, "scenes per step")
+    lr: float = _option(1e-3, "peak learning rate")
+    warmup: int = _option(200, "learning-rate warm-up steps")
+    edge_weight: float = _option(1.0, "weight of the L1 loss on image gradients (sharp outlines)")
+    kl_weight: float = _option(1e-4, "weight of the KL term (per pixel value)")
+    seed: int = _option(0, "random seed")
+    eval_every: int = _option(1000, "steps between held-out evaluations")
+    eval_scenes: int = _option(300, "held-out scenes reconstructed per evaluation")
+    checkpoint_every: int = _option(200, "steps between checkpoints")
+
+    def __post_init__(self):
+        if self.factor not in (2, 4, 8):
+            raise ValueError(f"factor must be 2, 4 or 8, got {self.factor}")
+        for name in ("width", "steps", "batch_size", "eval_every", "eval_scenes", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
+
+
+def add_options(parser: argparse.ArgumentParser, settings: type) -> None:
+    """One ``--field-name`` option per field of the dataclass ``settings``, with its default and help."""
+    for f in fields(settings):
+        default = f.default if f.default is not MISSING else None
+        flag, help = f"--{f.name.replace('_', '-')}", f"{f.metadata['help']} (default {default})"
+        if isinstance(default, bool):
+            parser.add_argument(flag, action="store_true", help=f.metadata["help"])
+        elif isinstance(default, tuple):
+            parser.add_argument(flag, type=type(default[0]), nargs=len(default), default=default,
+                                metavar=("LOW", "HIGH"), help=help)
+        else:
+            parser.add_argument(flag, type=type(default), default=default, help=help)
+
+
+def from_options(args: argparse.Namespace, settings: type):
+    """The ``settings`` dataclass filled from parsed options made by :func:`add_options`."""
+    return settings(**{f.name: getattr(args, f.name) for f in fields(settings)})
