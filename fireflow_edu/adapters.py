@@ -15,8 +15,8 @@ runner name no family: they ask :func:`model_adapter` for the pipeline's adapter
   convention (t = 1 noise, t = 0 data; the adapter converts to its model's timestep inside), a
   :class:`StepAware` field that the solver loop tells where it is;
 - ``branches(guidance)``: transformer branches per evaluation (2 under batched classifier-free guidance);
-- ``resolve_blocks(blocks)`` and ``feature_processors(features)``: which attention blocks can store and inject
-  features, and a context manager that installs the processors that do it;
+- ``resolve_blocks(blocks)`` and ``feature_hooks(features)``: which attention blocks can store and inject
+  features, and a context manager that hooks them (:func:`~fireflow_edu.flux.attention.feature_hooks`);
 - ``inversion_warning``: None, or why inversion is unreliable on this model (warned once by ``invert``).
 """
 

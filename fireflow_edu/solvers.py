@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm  # text bars everywhere: a reopened notebook has no widget bar to lose
 
 VelocityField = Callable[[torch.Tensor, float], torch.Tensor]
 StepFn = Callable[[VelocityField, torch.Tensor, float, float, dict], torch.Tensor]

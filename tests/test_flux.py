@@ -9,7 +9,7 @@ from diffusers.models.transformers.transformer_flux import FluxAttnProcessor
 
 from fireflow_edu.analysis import fit_slope
 from fireflow_edu.flux import edit, editing, invert, load_pipeline, reconstruct, tiny_pipeline
-from fireflow_edu.flux.attention import FeatureAttnProcessor
+from fireflow_edu.flux.attention import AttentionFeatures, inject
 from fireflow_edu.flux.images import crop_to_multiple, latent_image_ids, to_pixels
 from fireflow_edu.flux.metrics import lpips_distance, masked_psnr, psnr, rmse_255, ssim
 from fireflow_edu.flux.velocity import FluxVelocity, encode_prompt
@@ -209,10 +209,15 @@ def _without_guidance(forward):
     return checked
 
 
-def test_processors_restored_after_success_and_after_an_exception(pipe, image, monkeypatch):
+def _feature_hooks(pipe) -> int:
+    return sum(len(m._forward_hooks) for m in pipe.transformer.modules())
+
+
+def test_hooks_removed_after_success_and_after_an_exception_and_processors_untouched(pipe, image, monkeypatch):
     before = dict(pipe.transformer.attn_processors)
-    assert all(type(p) is FluxAttnProcessor for p in before.values())
-    edit(pipe, image, SOURCE, TARGET, steps=2, progress=False)
+    assert all(type(p) is FluxAttnProcessor for p in before.values()) and _feature_hooks(pipe) == 0
+    edit(pipe, image, SOURCE, TARGET, steps=2, strategy="replace_v+add_q+add_k", progress=False)
+    assert _feature_hooks(pipe) == 0
 
     def failing_decode(*args):
         raise RuntimeError("decoder failed")
@@ -222,9 +227,38 @@ def test_processors_restored_after_success_and_after_an_exception(pipe, image, m
     monkeypatch.setattr(FluxAdapter, "decode", failing_decode)  # fails after inversion and denoising
     with pytest.raises(RuntimeError, match="decoder failed"):
         edit(pipe, image, SOURCE, TARGET, steps=2, progress=False)
+    assert _feature_hooks(pipe) == 0
     after = pipe.transformer.attn_processors
-    assert all(after[k] is before[k] for k in before)
-    assert not any(isinstance(p, FeatureAttnProcessor) for p in after.values())
+    assert all(after[k] is before[k] for k in before)  # diffusers' own processors ran throughout
+
+
+def test_idle_hooks_leave_diffusers_output_unchanged(pipe):
+    adapter = editing.model_adapter(pipe)
+    noise, conditioning = adapter.noise(32, 48, seed=2), adapter.encode_prompt(SOURCE)
+    grid = adapter.schedule(2, noise)
+    plain = adapter.velocity(conditioning, 32, 48, grid, 2.0)(noise, float(grid[1]))
+    with adapter.feature_hooks(AttentionFeatures("replace_v+add_q+add_k", 1, adapter.resolve_blocks(None))):
+        hooked = adapter.velocity(conditioning, 32, 48, grid, 2.0)(noise, float(grid[1]))
+    assert torch.equal(plain, hooked) and plain.abs().max() > 0.1
+
+
+def test_each_strategy_term_on_hand_made_tensors():
+    current, stored = torch.full((1, 2, 3), 2.0), torch.full((1, 2, 3), 5.0)
+    assert torch.equal(inject(("replace_v",), "v", current, stored), stored)
+    assert torch.equal(inject(("replace_v",), "q", current, stored), current)  # V only
+    for term in ("add_q", "add_k", "add_v"):
+        assert torch.equal(inject((term,), term[-1], current, stored), torch.full((1, 2, 3), 7.0))
+        assert torch.equal(inject((term,), "v" if term != "add_v" else "q", current, stored), current)
+    both = torch.full((2, 2, 3), 2.0)  # one stored row serves both classifier-free guidance branches
+    assert torch.equal(inject(("replace_v", "add_k"), "k", both, stored), torch.full((2, 2, 3), 7.0))
+
+
+def test_cache_device_is_where_the_stored_features_live(pipe, image):
+    inversion = invert(pipe, image, SOURCE, steps=2, inject=1, cache_device="meta", progress=False)
+    tensors = [t for feats in inversion.features.stored.values() for t in feats.values()]
+    assert tensors and all(t.device.type == "meta" for t in tensors)
+    kept = invert(pipe, image, SOURCE, steps=2, inject=1, progress=False)
+    assert all(t.device.type == "cpu" for feats in kept.features.stored.values() for t in feats.values())
 
 
 def test_cache_can_live_on_cpu(pipe, image):

@@ -11,10 +11,9 @@ from fireflow_edu.flux import edit, reconstruct
 from fireflow_edu.mini.benchmark import edit_cases, score_edit
 from fireflow_edu.mini.detect import check_scene, detect
 from fireflow_edu.mini.model import SHIPPED, build_mini_pipeline, load_mini_pipeline
-from fireflow_edu.mini.scenes import EDIT_KINDS, Scene, Shape, make_edit, random_scene
-from fireflow_edu.mini.scenes import TEST_SEEDS
-from fireflow_edu.mini.train import call, lineage, run_minutes, student_from, train_mini_flux
-from fireflow_edu.mini.train_config import TrainConfig
+from fireflow_edu.mini.scenes import EDIT_KINDS, TEST_SEEDS, Scene, Shape, make_edit, random_scene
+from fireflow_edu.mini.train import call, chain_minutes, lineage, run_minutes, student_from, train_mini_flux
+from fireflow_edu.mini.train_config import AutoencoderConfig, TrainConfig
 from fireflow_edu.mini.vae import PixelShuffleVAE
 
 
@@ -64,6 +63,54 @@ def test_pixel_shuffle_vae_is_lossless_and_reloads(tmp_path):
     assert torch.equal(vae.decode(latent, return_dict=False)[0], x)
     vae.save_pretrained(tmp_path)
     assert PixelShuffleVAE.from_pretrained(tmp_path).config.block_out_channels == [3, 3]
+
+
+TINY_AUTOENCODER = dict(width=16, steps=4, batch_size=2, warmup=1, eval_every=2, eval_scenes=2, checkpoint_every=1)
+
+
+def test_autoencoder_training_resumes_to_the_same_weights_and_sets_flux_normalisation(tmp_path):
+    from fireflow_edu.mini.autoencoder import train_autoencoder
+
+    config = AutoencoderConfig(**TINY_AUTOENCODER)
+    straight, record = train_autoencoder(config, tmp_path / "straight", progress=False)
+
+    def interrupt(row):
+        raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        train_autoencoder(config, tmp_path / "resumed", progress=False, on_eval=interrupt)
+    resumed, _ = train_autoencoder(config, tmp_path / "resumed", progress=False)
+    for a, b in zip(straight.parameters(), resumed.parameters()):
+        torch.testing.assert_close(a, b)
+    assert [row["step"] for row in record["curve"]] == [2, 4] and 0 <= record["curve"][-1]["all"] <= 1
+    # FLUX's normalisation, measured: the scaled latents of training scenes have mean 0 and standard deviation 1
+    pipe = build_mini_pipeline(0, tmp_path / "straight")
+    from fireflow_edu.mini.train import scene_batch
+
+    latents, _ = scene_batch(pipe, range(200))
+    assert abs(float(latents.mean())) < 0.05 and abs(float(latents.std()) - 1) < 0.05
+    assert latents.shape == (200, 16, 64)  # 4x downsampling, 16 channels, packed 2x2: 16 tokens of 64
+    with pytest.raises(ValueError, match="other settings"):
+        train_autoencoder(AutoencoderConfig(**{**TINY_AUTOENCODER, "lr": 1e-4}), tmp_path / "resumed", progress=False)
+
+
+def test_mini_autoencoder_then_mini_train_from_the_command_line(tmp_path, capsys):
+    from fireflow_edu.cli import main
+
+    options = [f"--{k.replace('_', '-')}={v}" for k, v in TINY_AUTOENCODER.items()]
+    assert main(["mini-autoencoder", *options, "--out", str(tmp_path / "ae")]) == 0
+    assert "read fully right" in capsys.readouterr().out
+    tiny = ["--batch-size", "2", "--eval-every", "1", "--eval-captions", "1", "--eval-reconstructions", "1"]
+    assert main(["mini-train", "--autoencoder", str(tmp_path / "ae"), "--teacher-steps", "1", "--distill-steps", "1",
+                 *tiny, "--out", str(tmp_path / "mini")]) == 0
+    pipe = load_mini_pipeline(tmp_path / "mini")
+    assert type(pipe.vae).__name__ == "AutoencoderKL" and pipe.transformer.config.in_channels == 64
+    record = json.loads((tmp_path / "mini" / "training.json").read_text())
+    ae_minutes = record["init"]["autoencoder_training"]["minutes"]
+    assert chain_minutes(record) == pytest.approx(run_minutes(record) + ae_minutes)
+    case = make_edit(3, "change_color")
+    assert edit(pipe, case.source.render(), case.source.caption, case.target.caption, progress=False).nfe == 18
+    assert main(["mini-train", "--autoencoder", str(tmp_path / "none"), "--out", str(tmp_path / "x")]) == 2
+    assert "config.json" in capsys.readouterr().err
 
 
 TINY_RUN = dict(teacher_steps=3, distill_steps=2, batch_size=4, eval_every=2, eval_captions=2,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from ..schedules import flux_schedule
-from .attention import feature_processors, resolve_blocks
+from .attention import resolve_blocks, single_block_hooks
 from .images import decode_latents, encode_image, latent_image_ids, size_multiple
 from .velocity import FluxVelocity, Guidance, encode_prompt, per_step_guidance, resolve_guidance
 
@@ -67,5 +67,5 @@ class FluxAdapter:
     def resolve_blocks(self, blocks):
         return resolve_blocks(blocks, len(self.pipe.transformer.single_transformer_blocks))
 
-    def feature_processors(self, features):
-        return feature_processors(self.pipe.transformer, features)
+    def feature_hooks(self, features):
+        return single_block_hooks(self.pipe.transformer, features)

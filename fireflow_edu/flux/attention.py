@@ -13,19 +13,20 @@ Strategies (the paper's Table 6), joined with "+" (e.g. "replace_v+add_k"):
 - ``replace_v``: V <- V_source (the headline method);
 - ``add_q`` / ``add_k`` / ``add_v``: Q <- Q + Q_source, and likewise for K and V.
 
-Q and K are taken after QK-norm and before RoPE; the tensors span the full
-single-stream sequence (text + image tokens), shape [B, S, heads, head_dim].
+Q and K are taken after QK-norm and before RoPE, V as projected: forward hooks on each
+attention module's ``norm_q``, ``norm_k`` and ``to_v`` (:func:`feature_hooks`) see exactly those tensors, so
+diffusers' own attention processors (and whichever attention backend they dispatch to) run unchanged. In
+FLUX's single-stream blocks they span the full sequence (text + image tokens): Q and K [B, S, heads, head_dim],
+V [B, S, heads x head_dim]; in SD3's joint blocks the image tokens.
 """
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from collections.abc import Iterable
+from contextlib import contextmanager
+from functools import partial
 
 import torch
-from diffusers.models.attention_dispatch import dispatch_attention_fn
-from diffusers.models.embeddings import apply_rotary_emb
-from diffusers.models.transformers.transformer_flux import FluxAttnProcessor, _get_qkv_projections
 
 STRATEGY_TERMS = ("replace_v", "add_q", "add_k", "add_v")
 
@@ -62,7 +63,7 @@ class AttentionFeatures:
         self.mode = "off"
         self.key: tuple[int, str] | None = None
         self.stored: dict[tuple[int, str, int], dict[str, torch.Tensor]] = {}
-        self.injections = 0
+        self.injected: set[tuple[int, str, int]] = set()
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -73,59 +74,70 @@ class AttentionFeatures:
     def nbytes(self) -> int:
         return sum(t.numel() * t.element_size() for feats in self.stored.values() for t in feats.values())
 
+    @property
+    def injections(self) -> int:
+        """Block calls that received stored features since the last :meth:`clear_injections`."""
+        return len(self.injected)
+
+    def clear_injections(self) -> None:
+        self.injected.clear()
+
     def at(self, interval: int, stage: str, mode: str) -> None:
         """Called by the velocity adapter before each transformer call: where it is and whether it stores
         (inversion) or injects (denoising)."""
         self.key = (interval, stage) if interval < self.inject else None
         self.mode = mode
 
-    def process(self, block: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor):
+    def process(self, block: int, name: str, tensor: torch.Tensor) -> torch.Tensor:
+        """Store or inject feature ``name`` ("q", "k" or "v") of ``block``; returns what the block goes on with."""
         if self.key is None or self.mode == "off":
-            return q, k, v
+            return tensor
         key = (*self.key, block)
         if self.mode == "store":
-            feats = {"q": q, "k": k, "v": v}
-            self.stored[key] = {n: feats[n].detach().to(self.storage_device or feats[n].device) for n in self.names}
-            return q, k, v
+            self.stored.setdefault(key, {})[name] = tensor.detach().to(self.storage_device or tensor.device)
+            return tensor
         source = self.stored.get(key)
         if source is None:  # no inversion twin (FireFlow's reused start velocity is never evaluated)
-            return q, k, v
-        self.injections += 1
-        feats = {"q": q, "k": k, "v": v}
-        for term in self.terms:
-            name = term[-1]
-            stored = source[name].to(feats[name].device, feats[name].dtype)
-            if stored.shape[0] != feats[name].shape[0]:  # one stored row serves both classifier-free branches
-                stored = stored.expand_as(feats[name])
-            feats[name] = stored if term == "replace_v" else feats[name] + stored
-        return feats["q"], feats["k"], feats["v"]
+            return tensor
+        self.injected.add(key)
+        return inject(self.terms, name, tensor, source[name])
 
 
-class FeatureAttnProcessor(FluxAttnProcessor):
-    """FluxAttnProcessor for a single-stream block that lets :class:`AttentionFeatures` see Q, K, V.
+def inject(terms: tuple[str, ...], name: str, current: torch.Tensor, stored: torch.Tensor) -> torch.Tensor:
+    """Feature ``name`` after the strategy ``terms``: replace_v gives the stored V, add_x adds the stored X.
 
-    Same computation as the parent for single-stream blocks (no separate text
-    stream, no output projection), with one hook after QK-norm and before RoPE.
+    A stored tensor with one row serves a batch of two (both classifier-free guidance branches).
     """
+    stored = stored.to(current.device, current.dtype)
+    if stored.shape[0] != current.shape[0]:
+        stored = stored.expand_as(current)
+    for term in terms:
+        if term[-1] == name:
+            current = stored if term == "replace_v" else current + stored
+    return current
 
-    def __init__(self, block: int, features: AttentionFeatures):
-        super().__init__()
-        self.block = block
-        self.features = features
 
-    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, image_rotary_emb=None):
-        if encoder_hidden_states is not None:
-            raise ValueError("FeatureAttnProcessor is for single-stream blocks, which get no encoder_hidden_states")
-        query, key, value = _get_qkv_projections(attn, hidden_states, None)[:3]
-        query, key, value = (x.unflatten(-1, (-1, attn.head_dim)) for x in (query, key, value))
-        query, key = attn.norm_q(query), attn.norm_k(key)
-        query, key, value = self.features.process(self.block, query, key, value)
-        if image_rotary_emb is not None:
-            query = apply_rotary_emb(query, image_rotary_emb, sequence_dim=1)
-            key = apply_rotary_emb(key, image_rotary_emb, sequence_dim=1)
-        out = dispatch_attention_fn(query, key, value, attn_mask=attention_mask,
-                                    backend=self._attention_backend, parallel_config=self._parallel_config)
-        return out.flatten(2, 3).to(query.dtype)
+HOOKED = {"q": ("norm_q", "to_q"), "k": ("norm_k", "to_k"), "v": ("to_v",)}  # QK-norm when the model has one
+
+
+def _hook(features: AttentionFeatures, block: int, name: str, module, inputs, output):
+    return features.process(block, name, output)
+
+
+@contextmanager
+def feature_hooks(attentions: dict[int, torch.nn.Module], features: AttentionFeatures):
+    """Forward hooks that let ``features`` see (and change) Q after QK-norm, K after QK-norm and V, in each
+    attention module of ``attentions`` (block index: module); always removed after, also after an error."""
+    handles = []
+    try:
+        for block, attention in attentions.items():
+            for name in features.names:
+                module = next(getattr(attention, n) for n in HOOKED[name] if getattr(attention, n, None) is not None)
+                handles.append(module.register_forward_hook(partial(_hook, features, block, name)))
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 def resolve_blocks(blocks: Iterable[int] | range | None, count: int, kind: str = "single-stream") -> tuple[int, ...]:
@@ -137,18 +149,7 @@ def resolve_blocks(blocks: Iterable[int] | range | None, count: int, kind: str =
     return chosen
 
 
-@contextmanager
-def installed_processors(transformer, replacements: dict):
-    """Install ``replacements`` (processor name: processor) for a block; always restore the originals."""
-    originals = dict(transformer.attn_processors)
-    transformer.set_attn_processor({**originals, **replacements})  # consumes the dict it is given
-    try:
-        yield
-    finally:
-        transformer.set_attn_processor(dict(originals))
-
-
-def feature_processors(transformer, features: AttentionFeatures):
-    """Install :class:`FeatureAttnProcessor` on the chosen single-stream blocks, for the block only."""
-    return installed_processors(transformer, {f"single_transformer_blocks.{block}.attn.processor":
-                                              FeatureAttnProcessor(block, features) for block in features.blocks})
+def single_block_hooks(transformer, features: AttentionFeatures):
+    """:func:`feature_hooks` on the chosen single-stream blocks of a FluxTransformer2DModel."""
+    blocks = transformer.single_transformer_blocks
+    return feature_hooks({block: blocks[block].attn for block in features.blocks}, features)

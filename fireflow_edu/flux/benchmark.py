@@ -14,11 +14,11 @@ import platform
 import statistics
 
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from ..schedules import flux_schedule
 from ..timing import Clock
-from .attention import AttentionFeatures, feature_processors, resolve_blocks
+from .attention import AttentionFeatures, resolve_blocks, single_block_hooks
 from .velocity import solve_pass
 from .velocity import PromptEmbedding
 
@@ -75,7 +75,7 @@ def time_edit(transformer, height: int, width: int, method: str, steps: int, inj
     sampling = flux_schedule(steps, latents.shape[1])
     features = AttentionFeatures("replace_v", inject, resolve_blocks(None, len(transformer.single_transformer_blocks)))
     clock = Clock(latents.device)
-    with feature_processors(transformer, features), clock.phase("edit"):
+    with single_block_hooks(transformer, features), clock.phase("edit"):
         inverted = solve_pass(transformer, latents, prompt, img_ids, sampling.flip(0), method, 1.0, features)
         denoised = solve_pass(transformer, inverted.x, prompt, img_ids, sampling, method, 2.0, features)
     return {"seconds": clock.seconds["edit"], "nfe": inverted.nfe + denoised.nfe}

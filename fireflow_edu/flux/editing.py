@@ -151,7 +151,7 @@ def invert(pipe, image, prompt: str, steps: int = 8, method: str = "fireflow", g
     features = AttentionFeatures(strategy, inject, chosen, cache_device) if inject > 0 else None
     clock = Clock(adapter.device)
     pixels, latents = _prepare(adapter, image, clock)
-    with adapter.feature_processors(features) if features is not None else nullcontext():
+    with adapter.feature_hooks(features) if features is not None else nullcontext():
         inversion = _invert_latents(adapter, pixels, latents, prompt, steps, method, guidance, features, progress,
                                     clock)
     inversion.settings = {"source_prompt": prompt, "steps": steps, "inject": inject, "inversion_guidance": guidance,
@@ -288,9 +288,9 @@ def edit_inversion(pipe, inversion: InversionResult, target_prompt: str, guidanc
     guidance = adapter.resolve_guidance(guidance, "edit", steps)
     features = inversion.features
     clock = Clock(adapter.device)
-    with adapter.feature_processors(features) if features is not None else nullcontext():
+    with adapter.feature_hooks(features) if features is not None else nullcontext():
         if features is not None:
-            features.injections = 0
+            features.clear_injections()
         denoised, out, branches = _denoise(adapter, inversion, target_prompt, inversion.settings["method"],
                                            guidance, features, progress, clock)
     seconds = {phase: inversion.seconds.get(phase, 0.0) + clock.seconds.get(phase, 0.0)

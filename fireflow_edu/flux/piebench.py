@@ -150,7 +150,7 @@ def run_piebench(data: Path, out: Path, make_pipeline: Callable, make_scorer: Ca
     decided once, on the main process. Returns the summary (:func:`summarize`, also written to
     ``OUT/summary.json``) on the main process, else None.
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     from ..reporting import write_jsonl
     from .sharding import Shards

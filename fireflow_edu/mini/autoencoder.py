@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .scenes import SIZE, TRAIN_SEEDS, VALIDATION_SEEDS, random_scene
 from .train_config import AutoencoderConfig

@@ -30,7 +30,7 @@ def run_train(args) -> None:
     import json
 
     from .model import build_mini_pipeline, load_mini_pipeline
-    from .train import lineage, run_minutes, train_mini_flux
+    from .train import chain_minutes, run_minutes, train_mini_flux
     from .train_config import TrainConfig, from_options
 
     if args.out.resolve() == SHIPPED.resolve() and not args.overwrite:
@@ -56,8 +56,8 @@ def run_train(args) -> None:
     pipe, record = train_mini_flux(pipe, config, args.out, on_eval=_print_eval, init=init)
     pipe.save_pretrained(args.out)
     write_json(args.out / "training.json", record)
-    total = sum(run_minutes(run) for run in lineage(record))
-    print(f"saved to {args.out} after {run_minutes(record):.1f} min of training ({total:.1f} min with --init's)")
+    print(f"saved to {args.out} after {run_minutes(record):.1f} min of training ({chain_minutes(record):.1f} min "
+          "with --init's and the autoencoder's)")
 
 
 def _print_eval(phase: str, row: dict) -> None:
@@ -68,12 +68,17 @@ def _print_eval(phase: str, row: dict) -> None:
 
 
 def run_bench(args) -> None:
+    import json
+
     from ..reporting import print_and_save, terminal_progress
-    from .benchmark import format_mini_benchmark, run_mini_benchmark
+    from .benchmark import format_mini_benchmark, markdown_tables, run_mini_benchmark
     from .model import load_mini_pipeline
 
     if args.out is not None and args.out.exists() and not args.overwrite:
         raise ValueError(f"--out {args.out} exists; pass --overwrite to replace it")
+    if args.markdown is not None:  # tables from saved results: nothing to run
+        print(markdown_tables(json.loads(args.markdown.read_text())))
+        return
     pipe = load_mini_pipeline(args.model)
     results = run_mini_benchmark(pipe, args.captions, args.reconstructions, args.edits, terminal_progress())
     print_and_save(format_mini_benchmark(results), results, args.out)
@@ -129,6 +134,8 @@ def _bench_command(bench) -> None:
     bench.add_argument("--edits", type=int, default=200, help="ground-truth edit cases (default 200)")
     bench.add_argument("--out", type=Path, default=None, help="write the results JSON here (a new file)")
     bench.add_argument("--overwrite", action="store_true", help="allow --out to replace an existing file")
+    bench.add_argument("--markdown", type=Path, default=None, metavar="RESULTS_JSON",
+                       help="print the README's tables from a saved results file instead of running")
     bench.set_defaults(run=run_bench)
 
 

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from ..flux.images import decode_latents, latent_image_ids, scaled_latents
 from ..reporting import write_json
@@ -306,3 +306,9 @@ def run_minutes(record: dict) -> float:
         return record["seconds"] / 60
     return sum(record[phase]["minutes"] for phase in ("teacher", "distill") if phase in record)
 
+
+def chain_minutes(record: dict) -> float:
+    """Wall minutes of every run behind a model, the autoencoder it was built on included."""
+    runs = lineage(record)
+    autoencoder = (runs[0].get("init") or {}).get("autoencoder_training") or {}
+    return sum(run_minutes(run) for run in runs) + autoencoder.get("minutes", 0.0)

@@ -67,42 +67,6 @@ class SD3Velocity(StepAware):
         return v.to(x.dtype)
 
 
-class JointFeatureAttnProcessor:
-    """diffusers' ``JointAttnProcessor2_0`` with one hook: :class:`~fireflow_edu.flux.attention.AttentionFeatures`
-    sees the image tokens' Q, K, V [B, heads, L, head_dim] after QK-norm, before they meet the text tokens."""
-
-    def __init__(self, block: int, features):
-        self.block = block
-        self.features = features
-
-    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, *args, **kwargs):
-        batch, tokens = hidden_states.shape[0], hidden_states.shape[1]
-
-        def heads(x):
-            return x.view(batch, -1, attn.heads, x.shape[-1] // attn.heads).transpose(1, 2)
-
-        query, key, value = (heads(proj(hidden_states)) for proj in (attn.to_q, attn.to_k, attn.to_v))
-        if attn.norm_q is not None:
-            query = attn.norm_q(query)
-        if attn.norm_k is not None:
-            key = attn.norm_k(key)
-        query, key, value = self.features.process(self.block, query, key, value)
-        if encoder_hidden_states is not None:
-            text = [heads(proj(encoder_hidden_states)) for proj in (attn.add_q_proj, attn.add_k_proj, attn.add_v_proj)]
-            if attn.norm_added_q is not None:
-                text[0] = attn.norm_added_q(text[0])
-            if attn.norm_added_k is not None:
-                text[1] = attn.norm_added_k(text[1])
-            query, key, value = (torch.cat([a, b], dim=2) for a, b in zip((query, key, value), text))
-        out = torch.nn.functional.scaled_dot_product_attention(query, key, value, dropout_p=0.0, is_causal=False)
-        out = out.transpose(1, 2).reshape(batch, -1, out.shape[1] * out.shape[-1]).to(query.dtype)
-        image, text_out = out[:, :tokens], out[:, tokens:]
-        image = attn.to_out[1](attn.to_out[0](image))
-        if encoder_hidden_states is None:
-            return image
-        return image, (text_out if attn.context_pre_only else attn.to_add_out(text_out))
-
-
 class SD3Adapter:
     family = "sd3"
     inversion_warning = None
@@ -170,9 +134,9 @@ class SD3Adapter:
 
         return resolve_blocks(blocks, len(self.pipe.transformer.transformer_blocks), "SD3's joint")
 
-    def feature_processors(self, features):
-        from ..flux.attention import installed_processors
+    def feature_hooks(self, features):
+        """Hooks on the joint blocks' image-token Q (after QK-norm), K (after QK-norm) and V projections."""
+        from ..flux.attention import feature_hooks
 
-        return installed_processors(self.pipe.transformer, {
-            f"transformer_blocks.{block}.attn.processor": JointFeatureAttnProcessor(block, features)
-            for block in features.blocks})
+        blocks = self.pipe.transformer.transformer_blocks
+        return feature_hooks({block: blocks[block].attn for block in features.blocks}, features)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from ..schedules import uniform
 from ..solvers import solve
