@@ -123,8 +123,8 @@ def evaluate(pipe, transformer, num_captions: int, num_reconstructions: int, gui
         noise = torch.randn(num_captions, img_ids.shape[0], transformer.config.in_channels,
                             generator=torch.Generator().manual_seed(0))
         if transformer.config.guidance_embeds:
-            g = torch.full((num_captions,), float(guidance))
-            velocity = lambda x, t: call(transformer, x, torch.full((len(x),), float(t)), cond, img_ids, g)  # noqa: E731
+            scales = torch.full((num_captions,), float(guidance))
+            velocity = lambda x, t: call(transformer, x, torch.full((len(x),), float(t)), cond, img_ids, scales)  # noqa: E731
         else:
             uncond = encode(pipe, [""] * num_captions)
             velocity = lambda x, t: cfg_velocity(transformer, x, torch.full((len(x),), float(t)),  # noqa: E731
@@ -205,7 +205,7 @@ def train_mini_flux(pipe, config: TrainConfig, out: Path | None = None, progress
         raise ValueError("training starts from a teacher without guidance embedding; this pipeline has one "
                          "(it is a distilled student already)")
     rng = np.random.default_rng(config.seed)
-    g = torch.Generator().manual_seed(config.seed)
+    generator = torch.Generator().manual_seed(config.seed)
     img_ids = latent_image_ids(pipe, SIZE, SIZE)
     text_encoders = [pipe.text_encoder, pipe.text_encoder_2]
     for m in [pipe.transformer, *text_encoders]:
@@ -221,14 +221,14 @@ def train_mini_flux(pipe, config: TrainConfig, out: Path | None = None, progress
                              "resume with the same settings or choose another output folder")
         teacher.load(saved["teacher"])
         rng.bit_generator.state = saved["numpy_rng"]
-        g.set_state(saved["torch_rng"])
+        generator.set_state(saved["torch_rng"])
 
     def save():
         if path is None:
             return
         path.parent.mkdir(parents=True, exist_ok=True)
         state = {"config": asdict(config), "teacher": teacher.state(), "numpy_rng": rng.bit_generator.state,
-                 "torch_rng": g.get_state(), "student": student.state() if student is not None else None}
+                 "torch_rng": generator.get_state(), "student": student.state() if student is not None else None}
         torch.save(state, path.with_suffix(".tmp"))
         path.with_suffix(".tmp").replace(path)  # never leave a half-written checkpoint
 
@@ -239,8 +239,8 @@ def train_mini_flux(pipe, config: TrainConfig, out: Path | None = None, progress
         start = time.perf_counter() - phase.seconds
         for _ in bar:
             x, captions = scene_batch(pipe, rng.integers(TRAIN_SEEDS.start, TRAIN_SEEDS.stop, config.batch_size))
-            t = sample_t(config.batch_size, config.uniform_t, g)
-            noise = torch.randn(x.shape, generator=g)
+            t = sample_t(config.batch_size, config.uniform_t, generator)
+            noise = torch.randn(x.shape, generator=generator)
             x_t = (1 - t[:, None, None]) * x + t[:, None, None] * noise
             phase.update(loss_fn(x, x_t, t, noise, captions, hot))
             if phase.step % 100 == 0:
@@ -281,8 +281,8 @@ def train_mini_flux(pipe, config: TrainConfig, out: Path | None = None, progress
     low, high = config.guidance_range
 
     def distill_loss(x, x_t, t, noise, captions, hot):
-        scale = low + (high - low) * torch.rand(len(captions), generator=g)
-        scale = torch.where(torch.rand(len(captions), generator=g) < config.guidance_one_share, 1.0, scale)
+        scale = low + (high - low) * torch.rand(len(captions), generator=generator)
+        scale = torch.where(torch.rand(len(captions), generator=generator) < config.guidance_one_share, 1.0, scale)
         with torch.no_grad():
             cond = encode(pipe, captions)
             target = cfg_velocity(pipe.transformer, x_t, t, cond, uncond, img_ids, scale)

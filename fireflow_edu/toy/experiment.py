@@ -84,6 +84,7 @@ def compare_solvers(model, source: GaussianMixture, target: GaussianMixture, nfe
             "nfe": result.nfe,
             "w2_to_target": float(np.mean(w2)),
             "w2_std": float(np.std(w2)),
+            "w2_per_draw": [float(w) for w in w2],  # the same draws for every method: compare them pairwise
             "mode_mass_error": mode_mass_error(integrate(model, mass_noise, uniform(steps), method).x, target),
             **precision_recall(result.x, target_sample),
             "rmse_to_reference": rmse(result.x, reference),
