@@ -98,11 +98,18 @@ def test_edit_injects_image_v_in_joint_blocks_and_counts_both_cfg_branches(pipe,
     assert not np.array_equal(np.asarray(plain.image), np.asarray(result.image))  # injection changes the result
 
 
-def test_invert_once_edit_many_on_sd3(pipe, image):
+def test_invert_once_edit_many_on_sd3(pipe, image, tmp_path):
+    from fireflow_edu.flux.editing import InversionResult
+
     inversion = invert(pipe, image, SOURCE, steps=4, inject=1, progress=False)
-    shared = edit_inversion(pipe, inversion, TARGET, progress=False)
-    fresh = edit(pipe, image, SOURCE, TARGET, steps=4, inject=1, progress=False)
-    assert np.array_equal(np.asarray(shared.image), np.asarray(fresh.image)) and shared.nfe_branches == 5 + 10
+    inversion.save(tmp_path / "inversion.pt")
+    reloaded = InversionResult.load(tmp_path / "inversion.pt")
+    edits = [edit_inversion(pipe, reloaded, target, progress=False) for target in (TARGET, "a photo of a bird")]
+    # 5 inversion calls without guidance; each edit 5 calls batching both CFG branches
+    assert [e.nfe_branches for e in edits] == [5 + 10, 5 + 10] and all(e.injections == 2 for e in edits)
+    assert not np.array_equal(np.asarray(edits[0].image), np.asarray(edits[1].image))
+    in_memory = edit_inversion(pipe, inversion, TARGET, progress=False)
+    assert np.array_equal(np.asarray(in_memory.image), np.asarray(edits[0].image))
 
 
 def test_timestep_distilled_flux_warns_before_inverting(image):
