@@ -113,13 +113,47 @@ def _check_steps(steps: int, inject: int = 0) -> None:
         raise ValueError(f"inject must be an integer between 0 and steps ({steps}), got {inject!r}")
 
 
-def _prepare(adapter, image, clock: Clock):
-    if adapter.inversion_warning:
-        warnings.warn(adapter.inversion_warning, stacklevel=3)  # shown once per call site, as Python does
-    pixels = crop_to_multiple(to_pixels(image), adapter.size_multiple)
-    with clock.phase("encode"):
-        latents = adapter.encode_image(pixels)
-    return pixels, latents
+@dataclass
+class _Passes:
+    """What the solver passes of one call share: the model's adapter, the solver, progress bars and the clock."""
+
+    adapter: object
+    method: str
+    progress: bool
+    clock: Clock
+
+    def prepare(self, image) -> tuple[np.ndarray, torch.Tensor]:
+        """The cropped source pixels [H, W, 3] and their latents."""
+        if self.adapter.inversion_warning:
+            warnings.warn(self.adapter.inversion_warning, stacklevel=3)  # once per call site, as Python does
+        pixels = crop_to_multiple(to_pixels(image), self.adapter.size_multiple)
+        with self.clock.phase("encode"):
+            latents = self.adapter.encode_image(pixels)
+        return pixels, latents
+
+    def solve(self, phase: str, prompt: str, x: torch.Tensor, timesteps: torch.Tensor, size: tuple[int, int],
+              guidance, features=None):
+        """One pass of the ODE conditioned on ``prompt`` along ``timesteps`` (its direction decides the kind)."""
+        with self.clock.phase("text"):
+            conditioning = self.adapter.encode_prompt(prompt)
+        with self.clock.phase(phase):
+            velocity = self.adapter.velocity(conditioning, *size, timesteps, guidance, features)
+            return integrate(velocity, x, timesteps, self.method, progress=self.progress)
+
+    def invert(self, pixels: np.ndarray, latents: torch.Tensor, prompt: str, steps: int, guidance,
+               features=None) -> InversionResult:
+        sampling = self.adapter.schedule(steps, latents)
+        result = self.solve("invert", prompt, latents, sampling.flip(0), pixels.shape[:2], guidance, features)
+        return InversionResult(result.x, latents, pixels, sampling, result.nfe, dict(self.clock.seconds),
+                               nfe_branches=result.nfe * self.adapter.branches(guidance))
+
+    def denoise(self, inversion: InversionResult, prompt: str, guidance, features=None):
+        """The denoising pass from the inversion's noise, decoded: (solver result, pixels, branch evaluations)."""
+        size = inversion.source.shape[:2]
+        result = self.solve("denoise", prompt, inversion.noise, inversion.timesteps, size, guidance, features)
+        with self.clock.phase("decode"):
+            pixels = self.adapter.decode(result.x, *size)
+        return result, pixels, result.nfe * self.adapter.branches(guidance)
 
 
 def invert(pipe, image, prompt: str, steps: int = 8, method: str = "fireflow", guidance: Guidance = "auto", *,
@@ -149,40 +183,14 @@ def invert(pipe, image, prompt: str, steps: int = 8, method: str = "fireflow", g
     guidance = adapter.resolve_guidance(guidance, "invert", steps)
     chosen = adapter.resolve_blocks(blocks)
     features = AttentionFeatures(strategy, inject, chosen, cache_device) if inject > 0 else None
-    clock = Clock(adapter.device)
-    pixels, latents = _prepare(adapter, image, clock)
+    passes = _Passes(adapter, method, progress, Clock(adapter.device))
+    pixels, latents = passes.prepare(image)
     with adapter.feature_hooks(features) if features is not None else nullcontext():
-        inversion = _invert_latents(adapter, pixels, latents, prompt, steps, method, guidance, features, progress,
-                                    clock)
+        inversion = passes.invert(pixels, latents, prompt, steps, guidance, features)
     inversion.settings = {"source_prompt": prompt, "steps": steps, "inject": inject, "inversion_guidance": guidance,
                           "method": method, "strategy": strategy, "blocks": list(chosen)}
     inversion.features = features
     return inversion
-
-
-def _invert_latents(adapter, pixels, latents, prompt, steps, method, guidance, features, progress, clock):
-    height, width = pixels.shape[:2]
-    sampling = adapter.schedule(steps, latents)
-    with clock.phase("text"):
-        conditioning = adapter.encode_prompt(prompt)
-    with clock.phase("invert"):
-        inverting = sampling.flip(0)
-        velocity = adapter.velocity(conditioning, height, width, inverting, guidance, features)
-        result = integrate(velocity, latents, inverting, method, progress=progress)
-    return InversionResult(result.x, latents, pixels, sampling, result.nfe, dict(clock.seconds),
-                           nfe_branches=result.nfe * adapter.branches(guidance))
-
-
-def _denoise(adapter, inversion: InversionResult, prompt, method, guidance, features, progress, clock):
-    height, width = inversion.source.shape[:2]
-    with clock.phase("text"):
-        conditioning = adapter.encode_prompt(prompt)
-    with clock.phase("denoise"):
-        velocity = adapter.velocity(conditioning, height, width, inversion.timesteps, guidance, features)
-        result = integrate(velocity, inversion.noise, inversion.timesteps, method, progress=progress)
-    with clock.phase("decode"):
-        pixels = adapter.decode(result.x, height, width)
-    return result, pixels, result.nfe * adapter.branches(guidance)
 
 
 def _result(inversion, denoised, pixels, branches, seconds, settings, features=None,
@@ -239,12 +247,11 @@ def reconstruct(pipe, image, prompt: str = "", steps: int = 8, method: str = "fi
     get_solver(method)
     adapter = model_adapter(pipe)
     guidance = adapter.resolve_guidance(guidance, "invert", steps)
-    clock = Clock(adapter.device)
-    pixels, latents = _prepare(adapter, image, clock)
-    inversion = _invert_latents(adapter, pixels, latents, prompt, steps, method, guidance, None, progress, clock)
-    denoised, out, branches = _denoise(adapter, inversion, prompt, method, guidance, None, progress, clock)
+    passes = _Passes(adapter, method, progress, Clock(adapter.device))
+    inversion = passes.invert(*passes.prepare(image), prompt, steps, guidance)
+    denoised, out, branches = passes.denoise(inversion, prompt, guidance)
     settings = {"prompt": prompt, "steps": steps, "method": method, "guidance": guidance}
-    return _result(inversion, denoised, out, branches, clock.seconds, settings, with_metrics=True)
+    return _result(inversion, denoised, out, branches, passes.clock.seconds, settings, with_metrics=True)
 
 
 def edit(pipe, image, source_prompt: str, target_prompt: str, steps: int = 8, inject: int = 1,
@@ -287,13 +294,12 @@ def edit_inversion(pipe, inversion: InversionResult, target_prompt: str, guidanc
     adapter = model_adapter(pipe)
     guidance = adapter.resolve_guidance(guidance, "edit", steps)
     features = inversion.features
-    clock = Clock(adapter.device)
+    passes = _Passes(adapter, inversion.settings["method"], progress, Clock(adapter.device))
     with adapter.feature_hooks(features) if features is not None else nullcontext():
         if features is not None:
             features.clear_injections()
-        denoised, out, branches = _denoise(adapter, inversion, target_prompt, inversion.settings["method"],
-                                           guidance, features, progress, clock)
-    seconds = {phase: inversion.seconds.get(phase, 0.0) + clock.seconds.get(phase, 0.0)
-               for phase in {**inversion.seconds, **clock.seconds}}
+        denoised, out, branches = passes.denoise(inversion, target_prompt, guidance, features)
+    seconds = {phase: inversion.seconds.get(phase, 0.0) + passes.clock.seconds.get(phase, 0.0)
+               for phase in {**inversion.seconds, **passes.clock.seconds}}
     settings = {**inversion.settings, "target_prompt": target_prompt, "guidance": guidance}
     return _result(inversion, denoised, out, branches, seconds, settings, features)
