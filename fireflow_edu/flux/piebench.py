@@ -198,12 +198,16 @@ def summarize(rows: list[dict]) -> dict:
             "all": means(rows) if rows else {"cases": 0}}
 
 
-def format_piebench(summary: dict) -> str:
-    """The per-type table as text, one row per editing type and one for all cases."""
-    head = f"{'editing type':<18} {'cases':>5} " + " ".join(f"{title:>14}" for _, _, title in COLUMNS)
+def format_piebench(summary: dict, hide_absent: bool = False) -> str:
+    """The per-type table as text, one row per editing type and one for all cases.
+
+    ``hide_absent`` leaves out the metrics absent everywhere (a narrower table; ``summary["absent"]`` says why).
+    """
+    columns = [c for c in COLUMNS if not (hide_absent and summary["all"].get(c[0]) is None)]
+    head = f"{'editing type':<18} {'cases':>5} " + " ".join(f"{title:>14}" for _, _, title in columns)
     lines = [head]
     for name, row in [*((EDITING_TYPES[t], r) for t, r in summary["by_type"].items()), ("all", summary["all"])]:
-        cells = " ".join(f"{'absent':>14}" if row.get(m) is None else f"{row[m]:>14.2f}" for m, _, _ in COLUMNS)
+        cells = " ".join(f"{'absent':>14}" if row.get(m) is None else f"{row[m]:>14.2f}" for m, _, _ in columns)
         lines.append(f"{name:<18} {row['cases']:>5} {cells}")
     if summary.get("failed"):
         lines.append(f"failed cases (see errors.jsonl): {', '.join(summary['failed'])}")
