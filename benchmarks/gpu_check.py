@@ -42,8 +42,8 @@ def random_flux_dev_pipeline(device: str):
     from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
 
     from fireflow_edu.flux.benchmark import random_transformer
-    from fireflow_edu.flux.loading import flux_pipeline_class
-    from fireflow_edu.flux.tiny import SPECIAL, VOCABULARY, flux_scheduler, word_tokenizer
+    from fireflow_edu.editing.tiny import SPECIAL, VOCABULARY, word_tokenizer
+    from fireflow_edu.flux.tiny import flux_pipeline_class, flux_scheduler
 
     clip_tokenizer, t5_tokenizer = word_tokenizer(VOCABULARY, 77), word_tokenizer(VOCABULARY, 512)
     words = len(SPECIAL) + len(VOCABULARY)
@@ -63,7 +63,7 @@ def random_flux_dev_pipeline(device: str):
 
 def check_edit(pipe, size: int) -> dict:
     """One default FireFlow edit of a generated image, and 18 single transformer calls at the same size."""
-    from fireflow_edu.flux import edit, generate
+    from fireflow_edu.editing import edit, generate
     from fireflow_edu.flux.benchmark import time_single_call
 
     source, _ = generate(pipe, PROMPTS[0][0], size, size, seed=0)
@@ -79,9 +79,9 @@ def check_piebench(pipe, size: int, folder: Path) -> dict:
     """Four generated images as a PIE-Bench folder (.jpg, a centre mask each), edited and scored on the device."""
     from PIL import Image
 
-    from fireflow_edu.flux import generate
-    from fireflow_edu.flux.piebench import encode_mask, run_piebench
-    from fireflow_edu.flux.piebench_metrics import PieBenchScorer
+    from fireflow_edu.editing import generate
+    from fireflow_edu.piebench.harness import encode_mask, run_piebench
+    from fireflow_edu.piebench.metrics import PieBenchScorer
 
     mapping = {}
     mask = np.zeros((size, size), bool)

@@ -13,11 +13,10 @@ import sys
 import numpy as np
 import torch
 
-from fireflow_edu.flux import reconstruct
-from fireflow_edu.flux.images import latent_image_ids
+from fireflow_edu.editing import reconstruct
+from fireflow_edu.flux.latents import latent_image_ids
 from fireflow_edu.mini.model import load_mini_pipeline
-from fireflow_edu.mini.scenes import SIZE, random_scene
-from fireflow_edu.mini.scenes import VALIDATION_SEEDS
+from fireflow_edu.mini.scenes import SIZE, VALIDATION_SEEDS, random_scene
 from fireflow_edu.mini.train import call, encode, scene_batch
 
 student, teacher = (load_mini_pipeline(path) for path in sys.argv[1:3])

@@ -12,11 +12,13 @@ Start with :func:`fireflow_edu.solvers.solve` and the notebooks.
 
 Import rule: lower layers never import higher ones. From the bottom: the core (``solvers``,
 ``schedules``, ``fields``, ``config``, ``reporting``, ``timing``, ``lazy``); analysis (``analysis``,
-``plots``, ``toy``); model adapters and teaching tools (``adapters``, the boundary; ``flux``, ``sd3``,
-``mini``, ``grading``); commands
-(``*/commands.py``, ``cli``). A module may import its own layer or lower ones, and heavy third-party
-libraries (torch, diffusers, matplotlib) are imported where they are used, so ``import fireflow_edu`` and
-``python -m fireflow_edu --help`` stay instant. ``tests/test_layering.py`` enforces both.
+``plots``, ``toy``); the family-neutral layer (``editing``: the public editing API, the model boundary and
+its registry, attention features, images, loading, metrics, batch runs, sharding; ``grading``); the model
+families (``flux``, ``sd3``, ``mini``) with ``piebench`` beside them; commands (``*/commands.py``, ``cli``).
+A module may import its own layer or lower ones, a family never imports another (``mini`` is a FLUX and may
+use ``flux``), and heavy third-party libraries (torch, diffusers, matplotlib) are imported where they are
+used, so ``import fireflow_edu`` and ``python -m fireflow_edu --help`` stay instant. ``tests/test_layering.py``
+enforces all of it.
 """
 
 from .lazy import lazy_exports

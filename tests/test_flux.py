@@ -8,10 +8,13 @@ from diffusers.configuration_utils import FrozenDict
 from diffusers.models.transformers.transformer_flux import FluxAttnProcessor
 
 from fireflow_edu.analysis import fit_slope
-from fireflow_edu.flux import edit, editing, invert, load_pipeline, reconstruct, tiny_pipeline
-from fireflow_edu.flux.attention import AttentionFeatures, inject
-from fireflow_edu.flux.images import crop_to_multiple, latent_image_ids, to_pixels
-from fireflow_edu.flux.metrics import lpips_distance, masked_psnr, psnr, rmse_255, ssim
+from fireflow_edu.editing import api as editing
+from fireflow_edu.editing import edit, invert, load_pipeline, reconstruct
+from fireflow_edu.editing.features import AttentionFeatures, inject
+from fireflow_edu.editing.images import crop_to_multiple, to_pixels
+from fireflow_edu.editing.metrics import lpips_distance, masked_psnr, psnr, rmse_255, ssim
+from fireflow_edu.flux import tiny_pipeline
+from fireflow_edu.flux.latents import latent_image_ids
 from fireflow_edu.flux.velocity import FluxVelocity, encode_prompt
 from fireflow_edu.schedules import flux_schedule
 from fireflow_edu.solvers import solve
@@ -103,7 +106,7 @@ def test_injection_changes_output_only_when_enabled(pipe, image):
     embedding = encode_prompt(pipe, TARGET)
     velocity = FluxVelocity(pipe.transformer, embedding, latent_image_ids(pipe, 64, 80), inverted.timesteps, 2.0)
     manual = solve(velocity, inverted.noise, inverted.timesteps, "fireflow")
-    from fireflow_edu.flux.images import decode_latents
+    from fireflow_edu.flux.latents import decode_latents
     assert np.array_equal(np.asarray(plain.image), decode_latents(pipe, manual, 64, 80))
     injected = edit(pipe, image, SOURCE, TARGET, steps=4, inject=1, progress=False)
     assert plain.injections == 0 and plain.cache_bytes == 0

@@ -43,12 +43,12 @@ def test_commands_report_bad_input_without_traceback(tmp_path, capsys):
 
 
 def test_commands_never_overwrite_their_input_and_check_arguments_before_loading(tmp_path, capsys, monkeypatch):
-    import fireflow_edu.flux.commands as commands
+    import fireflow_edu.editing.commands as commands
 
     def no_loading(args):
         raise AssertionError("the model was loaded before the arguments were checked")
 
-    monkeypatch.setattr(commands, "_pipeline", no_loading)
+    monkeypatch.setattr(commands, "pipeline_from_options", no_loading)
     photo = tmp_path / "source.png"
     Image.fromarray(np.full((300, 451, 3), 90, np.uint8)).save(photo)
     before = photo.read_bytes()
@@ -109,7 +109,7 @@ SHARDED_RUN = """
 import json, os, sys, time
 from pathlib import Path
 
-from fireflow_edu.flux import batch
+from fireflow_edu.editing import batch
 
 cases, out = Path(sys.argv[1]), Path(sys.argv[2])
 rank = int(os.environ["RANK"])

@@ -1,5 +1,6 @@
-"""The package's import rule (stated in fireflow_edu/__init__.py): lower layers never import higher ones,
-no import circles, and the command line imports only what the chosen command uses."""
+"""The package's import rule (stated in fireflow_edu/__init__.py): lower layers never import higher ones, a
+model family never imports another (the mini FLUX is a FLUX and may use flux/), no import circles, and the
+command line imports only what the chosen command uses."""
 
 from __future__ import annotations
 
@@ -16,9 +17,13 @@ PACKAGE = Path(fireflow_edu.__file__).parent
 LAYERS = (  # bottom to top; the longest matching prefix decides a module's layer
     ("solvers", "schedules", "fields", "config", "reporting", "timing", "lazy"),
     ("analysis", "plots", "toy"),
-    ("adapters", "flux", "sd3", "mini", "grading"),
-    ("toy.commands", "flux.commands", "mini.commands", "grading.commands", "cli", "__main__"),
+    ("editing", "grading"),  # family-neutral: editing names no family (its registry maps class names to modules)
+    ("flux", "sd3", "mini", "piebench"),  # the model families, and PIE-Bench beside them
+    ("toy.commands", "editing.commands", "flux.commands", "mini.commands", "piebench.commands", "grading.commands",
+     "cli", "__main__"),
 )
+FAMILIES = ("flux", "sd3", "mini")
+MAY_USE = {("mini", "flux")}  # the mini FLUX is a FluxPipeline
 HEAVY = ("torch", "diffusers", "transformers", "accelerate", "matplotlib", "scipy", "nbformat", "PIL")
 
 
@@ -69,6 +74,16 @@ def test_no_module_imports_a_higher_layer(path):
     assert not upward, f"fireflow_edu.{importer} (layer {layer(importer)}) imports higher layers: {upward}"
 
 
+@pytest.mark.parametrize("path", SOURCES, ids=lambda path: module_name(path))
+def test_no_family_imports_another_and_piebench_imports_none(path):
+    importer = module_name(path)
+    if layer(importer) != 3:
+        return
+    own = importer.split(".")[0]
+    others = {module.split(".")[0] for module in package_imports(path)} & set(FAMILIES) - {own}
+    assert not {other for other in others if (own, other) not in MAY_USE}, f"fireflow_edu.{importer} imports {others}"
+
+
 def test_no_import_circles():
     graph = {module_name(path): package_imports(path, top_level_only=True) for path in SOURCES}
     done, stack = set(), []
@@ -96,6 +111,16 @@ def test_the_checker_sees_an_upward_import(tmp_path, monkeypatch):
     (tmp_path / "flux").mkdir()
     (tmp_path / "flux" / "commands.py").write_text("")
     assert {module for module in package_imports(fake) if layer(module) > layer("solvers")} == {"flux.commands"}
+
+
+def test_the_checker_sees_a_family_importing_another(tmp_path, monkeypatch):
+    (tmp_path / "sd3").mkdir()
+    (tmp_path / "flux").mkdir()
+    (tmp_path / "flux" / "tiny.py").write_text("")
+    (tmp_path / "sd3" / "adapter.py").write_text("from ..flux.tiny import tiny_vae\n")
+    monkeypatch.setattr(sys.modules[__name__], "PACKAGE", tmp_path)
+    with pytest.raises(AssertionError, match="imports"):
+        test_no_family_imports_another_and_piebench_imports_none(tmp_path / "sd3" / "adapter.py")
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["demo", "--help"], ["grade", "--help"], ["mini-train", "--help"]])

@@ -7,7 +7,7 @@ import pytest
 import torch
 from diffusers import FluxPipeline
 
-from fireflow_edu.flux import edit, reconstruct
+from fireflow_edu.editing import edit, reconstruct
 from fireflow_edu.mini.benchmark import edit_cases, score_edit
 from fireflow_edu.mini.detect import check_scene, detect
 from fireflow_edu.mini.model import SHIPPED, build_mini_pipeline, load_mini_pipeline
@@ -228,7 +228,7 @@ def test_data_check_the_shipped_model_fits_its_budgets():
 
 
 def test_shipped_autoencoder_round_trips_held_out_renders_so_the_detector_reads_them(shipped):
-    from fireflow_edu.flux.images import decode_latents, encode_image
+    from fireflow_edu.flux.latents import decode_latents, encode_image
 
     scenes = [random_scene(TEST_SEEDS[80_000 + i]) for i in range(20)]
     back = [decode_latents(shipped, encode_image(shipped, s.render()), 32, 32) for s in scenes]
@@ -257,7 +257,7 @@ def test_shipped_model_edits_held_out_cases_above_floors(shipped):
 
 
 def test_shipped_model_follows_captions_for_background_and_colour(shipped):
-    from fireflow_edu.flux import generate
+    from fireflow_edu.editing import generate
 
     scenes = [random_scene(TEST_SEEDS[i]) for i in range(10)]
     checks = [check_scene(np.asarray(generate(shipped, s.caption, 32, 32, steps=10, seed=i)[0]), s)

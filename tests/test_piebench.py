@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from fireflow_edu.cli import main
-from fireflow_edu.flux import piebench
-from fireflow_edu.flux.piebench import decode_mask, encode_mask, read_piebench, strip_brackets, summarize
-from fireflow_edu.flux.piebench_metrics import PieBenchScorer, dino_resize, keys_self_similarity, region_metrics
+from fireflow_edu.piebench import harness as piebench
+from fireflow_edu.piebench.harness import decode_mask, encode_mask, read_piebench, strip_brackets, summarize
+from fireflow_edu.piebench.metrics import PieBenchScorer, dino_resize, keys_self_similarity, region_metrics
 from fireflow_edu.mini.piebench import bracketed, blended_words, write_mini_piebench
 
 ROOT = Path(__file__).resolve().parent.parent

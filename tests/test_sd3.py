@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from fireflow_edu.adapters import model_adapter
+from fireflow_edu.editing.boundary import model_adapter
 from fireflow_edu.cli import main
-from fireflow_edu.flux import edit, edit_inversion, invert, reconstruct
+from fireflow_edu.editing import edit, edit_inversion, invert, reconstruct
 from fireflow_edu.solvers import integrate
 
 SOURCE, TARGET = "a photo of a cat", "a photo of a dog"
@@ -99,7 +99,7 @@ def test_edit_injects_image_v_in_joint_blocks_and_counts_both_cfg_branches(pipe,
 
 
 def test_invert_once_edit_many_on_sd3(pipe, image, tmp_path):
-    from fireflow_edu.flux.editing import InversionResult
+    from fireflow_edu.editing.api import InversionResult
 
     inversion = invert(pipe, image, SOURCE, steps=4, inject=1, progress=False)
     inversion.save(tmp_path / "inversion.pt")
@@ -141,7 +141,7 @@ def test_cli_edit_runs_the_tiny_sd3_offline(tmp_path, capsys):
 
 
 def test_idle_hooks_on_the_joint_blocks_leave_diffusers_output_unchanged(pipe):
-    from fireflow_edu.flux.attention import AttentionFeatures
+    from fireflow_edu.editing.features import AttentionFeatures
 
     adapter = model_adapter(pipe)
     noise, conditioning = adapter.noise(32, 48, seed=2), adapter.encode_prompt(SOURCE)

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 LOAD_MINI = """
 import fireflow_edu
-from fireflow_edu.flux import reconstruct
+from fireflow_edu.editing import reconstruct
 from fireflow_edu.mini.model import load_mini_pipeline
 from fireflow_edu.mini.scenes import random_scene
 scene = random_scene(123_456)

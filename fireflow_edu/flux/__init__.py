@@ -1,18 +1,10 @@
-"""FireFlow on FLUX through diffusers: load, invert, reconstruct, edit.
+"""FLUX as a model family: its adapter (packed latents, FLUX's schedule, the guidance embedding, features in the
+single-stream blocks), a tiny random-weight FluxPipeline built offline, and FLUX's edit-speed benchmark.
 
-Needs the ``flux`` extras (diffusers, transformers, ...). Real FLUX.1-dev weights load
-offline from the Hugging Face cache or a local path; :func:`tiny_pipeline` builds a
-random-weight FLUX offline so every line runs on a CPU. Names resolve on first use.
+Editing itself is family-neutral: ``from fireflow_edu.editing import edit``. Names resolve on first use.
 """
 
 from ..lazy import lazy_exports
 
-__all__ = ["EditResult", "InversionResult", "edit", "edit_inversion", "generate", "invert", "load_pipeline",
-           "lpips_distance", "psnr", "reconstruct", "reconstruction_metrics", "rmse_255", "ssim", "tiny_pipeline"]
-__getattr__ = lazy_exports(__name__, {
-    **{name: "editing" for name in ("EditResult", "InversionResult", "edit", "edit_inversion", "generate", "invert",
-                                           "reconstruct")},
-    **{name: "metrics" for name in ("lpips_distance", "psnr", "reconstruction_metrics", "rmse_255", "ssim")},
-    "load_pipeline": "loading",
-    "tiny_pipeline": "tiny",
-})
+__all__ = ["FluxAdapter", "build_tiny_pipeline", "tiny_pipeline"]
+__getattr__ = lazy_exports(__name__, {"FluxAdapter": "adapter", "build_tiny_pipeline": "tiny", "tiny_pipeline": "tiny"})

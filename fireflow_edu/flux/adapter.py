@@ -1,14 +1,15 @@
-"""FLUX's side of the model boundary (:mod:`fireflow_edu.adapters`): packed latents, FLUX's schedule,
+"""FLUX's side of the model boundary (:mod:`fireflow_edu.editing.boundary`): packed latents, FLUX's schedule,
 distilled guidance through the guidance embedding, features in the single-stream blocks."""
 
 from __future__ import annotations
 
 import torch
 
+from ..editing.boundary import Guidance
+from ..editing.features import feature_hooks, resolve_blocks
 from ..schedules import flux_schedule
-from .attention import resolve_blocks, single_block_hooks
-from .images import decode_latents, encode_image, latent_image_ids, size_multiple
-from .velocity import FluxVelocity, Guidance, encode_prompt, per_step_guidance, resolve_guidance
+from .latents import decode_latents, encode_image, latent_image_ids, size_multiple
+from .velocity import FluxVelocity, encode_prompt, per_step_guidance, resolve_guidance
 
 # what "auto" means on a guidance-distilled FLUX: faithful inversion at 1, the reference's edits at 2, and
 # generation at 2 as well (FluxPipeline's 3.5 is one argument away), so generated images and their edits share a flow
@@ -69,3 +70,10 @@ class FluxAdapter:
 
     def feature_hooks(self, features):
         return single_block_hooks(self.pipe.transformer, features)
+
+
+def single_block_hooks(transformer, features):
+    """:func:`~fireflow_edu.editing.features.feature_hooks` on the chosen single-stream blocks of a
+    FluxTransformer2DModel: Q and K after QK-norm, V, over the full sequence (text + image tokens)."""
+    blocks = transformer.single_transformer_blocks
+    return feature_hooks({block: blocks[block].attn for block in features.blocks}, features)

@@ -18,9 +18,9 @@ from tqdm import tqdm
 
 from ..schedules import flux_schedule
 from ..timing import Clock
-from .attention import AttentionFeatures, resolve_blocks, single_block_hooks
-from .velocity import solve_pass
-from .velocity import PromptEmbedding
+from ..editing.features import AttentionFeatures, resolve_blocks
+from .adapter import single_block_hooks
+from .velocity import PromptEmbedding, solve_pass
 
 # (label, method, steps) as in the paper's Table 5 and the comparison
 CONFIGS = (("euler_28", "euler", 28), ("rf_solver_15", "rf_solver", 15),
@@ -49,7 +49,7 @@ def random_transformer(device: str | torch.device = "cuda", dtype: torch.dtype =
 
 
 def _inputs(transformer, height: int, width: int, text_tokens: int, seed: int = 0):
-    from .loading import flux_pipeline_class
+    from .tiny import flux_pipeline_class
 
     device, dtype = transformer.device, transformer.dtype
     g = torch.Generator(device="cpu").manual_seed(seed)

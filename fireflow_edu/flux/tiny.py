@@ -1,62 +1,29 @@
 """A tiny random-weight FluxPipeline built entirely offline, for CI and CPU experiments.
 
-Every component is the real diffusers / transformers class at a toy size:
-FluxTransformer2DModel (with guidance embedding, like FLUX.1-dev), CLIPTextModel,
-T5EncoderModel, AutoencoderKL (8x downsampling, like FLUX's VAE) and the FLUX
-flow-matching scheduler. The two tokenizers are word-level tokenizers built in
-memory. ``tiny_pipeline`` saves the pipeline and loads it back through
-:func:`fireflow_edu.flux.loading.load_pipeline`, so the real loading path runs too.
+Every component is the real diffusers / transformers class at a toy size: FluxTransformer2DModel (with
+guidance embedding, like FLUX.1-dev) and FLUX's flow-matching scheduler here, on the shared offline text
+side and 8x AutoencoderKL of :mod:`fireflow_edu.editing.tiny`. ``tiny_pipeline`` saves the pipeline and loads
+it back through :func:`fireflow_edu.editing.loading.load_pipeline`, so the real loading path runs too.
 """
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import torch
 
-# Words the tiny tokenizers know; anything else maps to [UNK] (still a valid prompt).
-VOCABULARY = tuple((
-    "a an the of on in with and photo painting picture image drawing cat dog bird horse cake cherries house tree "
-    "car flower man woman girl boy person face hat glasses football rainbow sculpture origami cartoon building "
-    "red green blue black white yellow orange purple brown gray pink small big large sitting standing running "
-    "smiling wall table grass sky background street beach snow forest room wearing holding top"
-).split())
-SPECIAL = ("[PAD]", "[UNK]", "[EOS]")
+from ..editing.tiny import VOCABULARY, build_text_side, saved_and_loaded, tiny_vae
+
 TEXT_DIM = 32
 
 
-def word_tokenizer(vocabulary: tuple[str, ...], model_max_length: int):
-    """A lower-casing word-level tokenizer over ``vocabulary`` that appends [EOS], built in memory."""
-    from tokenizers import Tokenizer, normalizers, pre_tokenizers, processors
-    from tokenizers.models import WordLevel
-    from transformers import PreTrainedTokenizerFast
+def flux_pipeline_class():
+    """diffusers' FluxPipeline, imported without the notes about torchvision."""
+    from ..editing.loading import quiet_loading
 
-    vocab = {token: i for i, token in enumerate(SPECIAL + tuple(vocabulary))}
-    core = Tokenizer(WordLevel(vocab, unk_token="[UNK]"))
-    core.normalizer = normalizers.Lowercase()
-    core.pre_tokenizer = pre_tokenizers.Whitespace()
-    core.post_processor = processors.TemplateProcessing(single="$A [EOS]", special_tokens=[("[EOS]", vocab["[EOS]"])])
-    return PreTrainedTokenizerFast(tokenizer_object=core, pad_token="[PAD]", unk_token="[UNK]", eos_token="[EOS]",
-                                   model_max_length=model_max_length)
-
-
-def build_text_side(vocabulary: tuple[str, ...], dim: int, t5_length: int) -> dict:
-    """CLIP and T5 text encoders of width ``dim`` with word-level tokenizers over ``vocabulary``."""
-    from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
-
-    clip_tokenizer, t5_tokenizer = word_tokenizer(vocabulary, 77), word_tokenizer(vocabulary, t5_length)
-    vocab_size = len(SPECIAL) + len(vocabulary)
-    eos = clip_tokenizer.eos_token_id
-    text_encoder = CLIPTextModel(CLIPTextConfig(
-        vocab_size=vocab_size, hidden_size=dim, intermediate_size=2 * dim, num_hidden_layers=2,
-        num_attention_heads=4, max_position_embeddings=77, projection_dim=dim,
-        eos_token_id=eos, bos_token_id=eos, pad_token_id=clip_tokenizer.pad_token_id))
-    text_encoder_2 = T5EncoderModel(T5Config(
-        vocab_size=vocab_size, d_model=dim, d_kv=dim // 4, d_ff=2 * dim, num_layers=2, num_heads=4,
-        pad_token_id=t5_tokenizer.pad_token_id, eos_token_id=eos, decoder_start_token_id=0))
-    return {"text_encoder": text_encoder, "tokenizer": clip_tokenizer,
-            "text_encoder_2": text_encoder_2, "tokenizer_2": t5_tokenizer}
+    with quiet_loading():
+        from diffusers import FluxPipeline
+    return FluxPipeline
 
 
 def flux_scheduler():
@@ -68,22 +35,9 @@ def flux_scheduler():
                                            max_image_seq_len=4096)
 
 
-def tiny_vae():
-    """An AutoencoderKL with FLUX's 8x downsampling, 4 latent channels and FLUX's scaling and shift."""
-    from diffusers import AutoencoderKL
-
-    return AutoencoderKL(
-        in_channels=3, out_channels=3, latent_channels=4, layers_per_block=1, norm_num_groups=8,
-        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
-        block_out_channels=(8, 16, 16, 16), sample_size=64, scaling_factor=1.5035, shift_factor=0.0609,
-        use_quant_conv=False, use_post_quant_conv=False)
-
-
 def build_tiny_pipeline(seed: int = 0):
     """Construct the tiny FluxPipeline in memory with seeded random weights (fp32, CPU)."""
     from diffusers import FluxTransformer2DModel
-
-    from .loading import flux_pipeline_class
 
     torch.manual_seed(seed)
     text_side = build_text_side(VOCABULARY, TEXT_DIM, t5_length=32)
@@ -96,14 +50,6 @@ def build_tiny_pipeline(seed: int = 0):
 
 
 def tiny_pipeline(seed: int = 0, path: str | Path | None = None):
-    """The tiny pipeline, saved with ``save_pretrained`` and loaded back with ``load_pipeline``.
-
-    ``path``: where to save it (a temporary directory by default, removed after loading).
-    """
-    from .loading import load_pipeline, quiet_loading
-
-    with tempfile.TemporaryDirectory(prefix="tiny-flux-") as tmp:
-        target = path if path is not None else tmp
-        with quiet_loading():
-            build_tiny_pipeline(seed).save_pretrained(target)
-        return load_pipeline(target, device="cpu", dtype=torch.float32)
+    """The tiny pipeline, saved with ``save_pretrained`` and loaded back with ``load_pipeline`` (the real loading
+    path); ``path``: where to save it (a temporary folder by default, removed after loading)."""
+    return saved_and_loaded(build_tiny_pipeline(seed), path)

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Union
 
 import torch
 
-from ..adapters import StepAware
+from ..editing.boundary import Guidance
+from ..editing.features import StepAware
 from ..solvers import integrate
 
 
@@ -36,9 +36,6 @@ def encode_prompt(pipe, prompt: str, max_sequence_length: int | None = None) -> 
         embeds, pooled, text_ids = pipe.encode_prompt(prompt, prompt_2=None, device=pipe._execution_device,
                                                       max_sequence_length=max_sequence_length or limit)
     return PromptEmbedding(embeds, pooled, text_ids)
-
-
-Guidance = Union[str, float, Sequence[float], None]
 
 
 def resolve_guidance(guidance: Guidance, embedded: bool, default: float) -> float | Sequence[float] | None:

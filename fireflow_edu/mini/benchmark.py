@@ -20,9 +20,9 @@ import statistics
 import numpy as np
 from tqdm import tqdm
 
-from ..flux.editing import edit, generate, reconstruct
-from ..flux.metrics import masked_psnr, psnr, rmse_255, ssim
-from ..adapters import model_adapter
+from ..editing.api import edit, generate, reconstruct
+from ..editing.boundary import model_adapter
+from ..editing.metrics import masked_psnr, psnr, rmse_255, ssim
 from .detect import check_scene, detect
 from .scenes import EDIT_KINDS, SIZE, TEST_SEEDS, make_edit, random_scene
 

@@ -39,8 +39,8 @@ def build_mini_pipeline(seed: int = 0, autoencoder: str | Path | None = None):
     import torch
     from diffusers import AutoencoderKL, FluxTransformer2DModel
 
-    from ..flux.loading import flux_pipeline_class
-    from ..flux.tiny import build_text_side, flux_scheduler
+    from ..editing.tiny import build_text_side
+    from ..flux.tiny import flux_pipeline_class, flux_scheduler
     from .scenes import VOCABULARY
     from .vae import PixelShuffleVAE
 
@@ -60,6 +60,6 @@ def load_mini_pipeline(path: str | Path = SHIPPED):
     """The trained mini FLUX shipped inside the package (or another ``save_pretrained`` folder)."""
     import torch
 
-    from ..flux.loading import load_pipeline
+    from ..editing.loading import load_pipeline
 
     return load_pipeline(path, device="cpu", dtype=torch.float32)

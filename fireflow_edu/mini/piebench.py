@@ -1,7 +1,7 @@
 """A mini PIE-Bench: the mini FLUX's scene world written in PIE-Bench's own format.
 
 Same files as the real benchmark (``mapping_file.json`` + ``annotation_images/``), so the PIE-Bench harness
-(:mod:`fireflow_edu.flux.piebench`) runs end to end on a CPU and a learner can see the format: bracketed
+(:mod:`fireflow_edu.piebench.harness`) runs end to end on a CPU and a learner can see the format: bracketed
 prompts ("a [red] circle ..." / "a [blue] circle ..."), run-length masks from the renderer's exact changed
 region, and the five edit kinds mapped to PIE-Bench's editing types. Scenes come from held-out seeds.
 """
@@ -12,7 +12,7 @@ import difflib
 import re
 from pathlib import Path
 
-from ..flux.piebench import EDITING_TYPES, encode_mask
+from ..piebench.harness import EDITING_TYPES, encode_mask
 from ..reporting import write_json
 from .scenes import EDIT_KINDS, TEST_SEEDS, make_edit
 

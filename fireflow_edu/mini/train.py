@@ -38,7 +38,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..flux.images import decode_latents, latent_image_ids, scaled_latents
+from ..editing.images import scaled_latents
+from ..flux.latents import decode_latents, latent_image_ids
 from ..reporting import write_json
 from ..schedules import flux_schedule
 from ..solvers import integrate
@@ -114,7 +115,7 @@ def evaluate(pipe, transformer, num_captions: int, num_reconstructions: int, gui
     guidance at that scale (two branches per call). Reconstruction uses the conditional velocity
     alone (guidance 1), as inversion does.
     """
-    from ..flux.editing import reconstruct
+    from ..editing.api import reconstruct
 
     scenes = [random_scene(VALIDATION_SEEDS[i]) for i in range(num_captions)]
     with _evaluating(pipe, transformer):

@@ -1,4 +1,4 @@
-"""Stable Diffusion 3 / 3.5's side of the model boundary (:mod:`fireflow_edu.adapters`).
+"""Stable Diffusion 3 / 3.5's side of the model boundary (:mod:`fireflow_edu.editing.boundary`).
 
 SD3's MMDiT (``SD3Transformer2DModel``) has no guidance embedding: guidance is real classifier-free
 guidance, v = v_uncond + g (v_cond - v_uncond), with the empty prompt as the unconditional branch. Both
@@ -18,8 +18,8 @@ import copy
 
 import torch
 
-from ..adapters import StepAware
-from ..flux.images import vae_decode, vae_encode
+from ..editing.features import StepAware
+from ..editing.images import vae_decode, vae_encode
 
 # classifier-free guidance "auto" means: none to invert, the reference's 2 to edit, diffusers' 7 to generate
 AUTO_GUIDANCE = {"invert": None, "edit": 2.0, "generate": 7.0}
@@ -130,13 +130,13 @@ class SD3Adapter:
                            self.pipe.scheduler.config.num_train_timesteps)
 
     def resolve_blocks(self, blocks):
-        from ..flux.attention import resolve_blocks
+        from ..editing.features import resolve_blocks
 
         return resolve_blocks(blocks, len(self.pipe.transformer.transformer_blocks), "SD3's joint")
 
     def feature_hooks(self, features):
         """Hooks on the joint blocks' image-token Q (after QK-norm), K (after QK-norm) and V projections."""
-        from ..flux.attention import feature_hooks
+        from ..editing.features import feature_hooks
 
         blocks = self.pipe.transformer.transformer_blocks
         return feature_hooks({block: blocks[block].attn for block in features.blocks}, features)

@@ -3,17 +3,16 @@
 The real diffusers / transformers classes at toy sizes: SD3Transformer2DModel (2 joint blocks), two
 CLIPTextModelWithProjection encoders and a T5EncoderModel with the word-level tokenizers of the tiny FLUX,
 AutoencoderKL (8x) and SD3's flow-matching scheduler (static shift 3). ``tiny_sd3_pipeline`` saves it and loads
-it back through :func:`fireflow_edu.flux.loading.load_pipeline`, so the real loading path runs too.
+it back through :func:`fireflow_edu.editing.loading.load_pipeline`, so the real loading path runs too.
 """
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import torch
 
-from ..flux.tiny import SPECIAL, VOCABULARY, tiny_vae, word_tokenizer
+from ..editing.tiny import SPECIAL, VOCABULARY, saved_and_loaded, tiny_vae, word_tokenizer
 
 CLIP_DIM, T5_DIM = 16, 32
 
@@ -50,10 +49,4 @@ def build_tiny_sd3_pipeline(seed: int = 0):
 
 def tiny_sd3_pipeline(seed: int = 0, path: str | Path | None = None):
     """The tiny SD3 pipeline, saved with ``save_pretrained`` and loaded back with ``load_pipeline``."""
-    from ..flux.loading import load_pipeline, quiet_loading
-
-    with tempfile.TemporaryDirectory(prefix="tiny-sd3-") as tmp:
-        target = path if path is not None else tmp
-        with quiet_loading():
-            build_tiny_sd3_pipeline(seed).save_pretrained(target)
-        return load_pipeline(target, device="cpu", dtype=torch.float32)
+    return saved_and_loaded(build_tiny_sd3_pipeline(seed), path)

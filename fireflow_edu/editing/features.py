@@ -149,7 +149,45 @@ def resolve_blocks(blocks: Iterable[int] | range | None, count: int, kind: str =
     return chosen
 
 
-def single_block_hooks(transformer, features: AttentionFeatures):
-    """:func:`feature_hooks` on the chosen single-stream blocks of a FluxTransformer2DModel."""
-    blocks = transformer.single_transformer_blocks
-    return feature_hooks({block: blocks[block].attn for block in features.blocks}, features)
+class StepAware:
+    """Step bookkeeping shared by the families' velocity fields, and their feature keys.
+
+    :func:`~fireflow_edu.solvers.integrate` calls :meth:`begin_step` before each step; each evaluation is then
+    at the step's start, at its midpoint, or (a measurement such as :func:`~fireflow_edu.analysis.reuse_error`)
+    at its end, which is the next step's start. Features are keyed by the interval along the sampling direction,
+    so an inversion step and the denoising step over the same interval meet.
+    """
+
+    def __init__(self, timesteps, features=None, varies_per_step: bool = False):
+        self.num_steps = len(timesteps) - 1
+        self.features = features
+        self.varies_per_step = varies_per_step
+        self.step: tuple[int, float, float] | None = None  # (index, t, t_next) of the current step
+
+    def begin_step(self, index: int, t: float, t_next: float) -> None:
+        self.step = (index, t, t_next)
+
+    def locate(self, t: float) -> int:
+        """The interval of an evaluation at ``t``, counted from the noise end (0 = the step leaving t = 1).
+
+        Tells the features where they are and what to do. Anything given per step (features, guidance lists)
+        is indexed by this interval, so an inversion pass and a denoising pass agree on which value belongs to
+        which stretch of the time axis, whichever way they walk it.
+        """
+        if self.step is None:
+            if self.features is not None or self.varies_per_step:
+                raise ValueError(f"this {type(self).__name__} injects features or varies guidance per step, so it "
+                                 "needs to know the step: drive it with fireflow_edu.solvers.integrate or solve")
+            return 0
+        index, start, end = self.step
+        if t == start:
+            step, stage = index, "start"
+        elif t == end:  # the next step's start
+            step, stage = min(index + 1, self.num_steps - 1), "start"
+        else:
+            step, stage = index, "mid"
+        inverting = end > start
+        interval = self.num_steps - 1 - step if inverting else step
+        if self.features is not None:
+            self.features.at(interval, stage, "store" if inverting else "inject")
+        return interval

@@ -121,8 +121,8 @@ def edit_piebench_case(pipe, case: PieBenchCase, scorer, out: Path, **settings) 
     """
     from PIL import Image
 
-    from ..adapters import model_adapter
-    from .editing import edit
+    from ..editing.api import edit
+    from ..editing.boundary import model_adapter
 
     source = np.asarray(Image.open(case.image).convert("RGB"))
     multiple = model_adapter(pipe).size_multiple
@@ -144,7 +144,7 @@ def edit_piebench_case(pipe, case: PieBenchCase, scorer, out: Path, **settings) 
 
 def run_piebench(data: Path, out: Path, make_pipeline: Callable, make_scorer: Callable, progress: bool = False,
                  **settings) -> dict | None:
-    """Edit and score every case not yet done, sharded over the processes (:mod:`~fireflow_edu.flux.sharding`).
+    """Edit and score every case not yet done, sharded over the processes (:mod:`~fireflow_edu.editing.sharding`).
 
     ``make_pipeline(device)`` and ``make_scorer(device)`` load onto the rank's device. The cases still to do are
     decided once, on the main process. Returns the summary (:func:`summarize`, also written to
@@ -153,7 +153,7 @@ def run_piebench(data: Path, out: Path, make_pipeline: Callable, make_scorer: Ca
     from tqdm import tqdm
 
     from ..reporting import write_jsonl
-    from .sharding import Shards
+    from ..editing.sharding import Shards
 
     out = Path(out)
     shards = Shards()

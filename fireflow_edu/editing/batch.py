@@ -4,7 +4,7 @@ Each line of the cases file is an object with ``image`` (path, relative to the c
 file, or ``skimage:NAME``), ``source_prompt``, ``target_prompt``, an optional ``id``
 and an optional ``mask`` (image path; white = the region meant to change). Under
 ``accelerate launch -m fireflow_edu batch ...`` every process takes its share of the
-cases on its own device (:mod:`~fireflow_edu.flux.sharding`); the main process gathers
+cases on its own device (:mod:`~fireflow_edu.editing.sharding`); the main process gathers
 the rows into ``results.jsonl`` (in case order, each row naming the ``process`` that ran it)
 and ``summary.json``. A plain ``python -m`` run is one process that does every case.
 
@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..adapters import model_adapter
 from ..reporting import write_json, write_jsonl
-from .editing import edit
+from .api import edit
+from .boundary import model_adapter
 from .images import crop_to_multiple, load_image, to_pixels
 from .metrics import masked_psnr, psnr, rmse_255, ssim
 from .sharding import Shards
@@ -79,7 +79,7 @@ def summarize(rows: list[dict]) -> dict:
 
 
 def run_cases(cases_path: Path, out: Path, make_pipeline: Callable, **settings) -> dict | None:
-    """Shard the cases over the processes (:class:`~fireflow_edu.flux.sharding.Shards`); returns the summary on
+    """Shard the cases over the processes (:class:`~fireflow_edu.editing.sharding.Shards`); returns the summary on
     the main process, else None. ``make_pipeline(device)`` loads the pipeline onto that device."""
     shards = Shards()
     cases = shards.decide(lambda: read_cases(cases_path))

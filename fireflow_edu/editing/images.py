@@ -1,9 +1,8 @@
-"""Image in, image out: validation, the crop rule, VAE encoding to packed latents and back.
+"""Image in, image out, for every family: reading and validating images, the crop rule, VAE latents.
 
-Size rule: FLUX needs height and width divisible by 16 (8x VAE downsampling, then
-2x2 patches); more generally by 2 * pipe.vae_scale_factor. An image that is not is
-centre-cropped to the largest such size (at most 15 pixels lost per side pair); an
-image smaller than one multiple in either direction is an error.
+Size rule: a model needs height and width divisible by its adapter's ``size_multiple`` (FLUX and SD3: 16,
+8x VAE downsampling then 2x2 patches). An image that is not is centre-cropped to the largest such size (at
+most 15 pixels lost per side pair at 16); an image smaller than one multiple in either direction is an error.
 """
 
 from __future__ import annotations
@@ -64,10 +63,6 @@ def crop_to_multiple(pixels: np.ndarray, multiple: int) -> np.ndarray:
     return pixels[top:top + new_h, left:left + new_w]
 
 
-def size_multiple(pipe) -> int:
-    return 2 * pipe.vae_scale_factor
-
-
 def scaled_latents(vae, x: torch.Tensor) -> torch.Tensor:
     """Pixels [B, 3, H, W] in [-1, 1] -> the posterior mode, shifted and scaled as FLUX and SD3 expect (float32)."""
     latent = vae.encode(x.to(vae.device, vae.dtype)).latent_dist.mode()
@@ -88,22 +83,3 @@ def vae_decode(pipe, latent: torch.Tensor) -> np.ndarray:
     image = vae.decode(latent.to(vae.dtype), return_dict=False)[0]
     image = ((image[0].float().clamp(-1, 1) + 1) * 127.5).round().byte()
     return image.permute(1, 2, 0).cpu().numpy()
-
-
-def encode_image(pipe, pixels: np.ndarray) -> torch.Tensor:
-    """uint8 [H, W, 3] -> FLUX's packed latents [1, (H/16)(W/16), 4 * latent channels] (float32)."""
-    latent = vae_encode(pipe, pixels)
-    _, c, h, w = latent.shape
-    return pipe._pack_latents(latent, 1, c, h, w)
-
-
-def decode_latents(pipe, packed: torch.Tensor, height: int, width: int) -> np.ndarray:
-    """FLUX's packed latents -> uint8 [H, W, 3]."""
-    return vae_decode(pipe, pipe._unpack_latents(packed, height, width, pipe.vae_scale_factor))
-
-
-def latent_image_ids(pipe, height: int, width: int) -> torch.Tensor:
-    """Position ids [L, 3] of the packed latent tokens for a height x width image."""
-    tokens_h = height // size_multiple(pipe)
-    tokens_w = width // size_multiple(pipe)
-    return pipe._prepare_latent_image_ids(1, tokens_h, tokens_w, pipe._execution_device, pipe.transformer.dtype)

@@ -1,5 +1,5 @@
 """Inversion, reconstruction and prompt editing of real images with any registered solver, on any model
-family with an adapter (:mod:`fireflow_edu.adapters`: FLUX, Stable Diffusion 3). Nothing here names a family.
+family with an adapter (:mod:`fireflow_edu.editing.boundary`: FLUX, Stable Diffusion 3). Nothing here names a family.
 
 One pipeline for all three:
 
@@ -11,7 +11,7 @@ One pipeline for all three:
 4. the latents are decoded.
 
 Editing stores attention features during inversion and injects them during the first ``inject``
-denoising steps (:mod:`fireflow_edu.flux.attention`). The solver state stays float32 whatever the
+denoising steps (:mod:`fireflow_edu.editing.features`). The solver state stays float32 whatever the
 transformer's dtype. FireFlow's velocity cache starts empty in each pass, so an 8-step FireFlow edit
 costs 9 + 9 = 18 transformer calls.
 """
@@ -27,14 +27,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..adapters import model_adapter
 from ..analysis import rmse
 from ..solvers import get_solver, integrate
 from ..timing import Clock
-from .attention import AttentionFeatures, parse_strategy
+from .boundary import Guidance, model_adapter
+from .features import AttentionFeatures, parse_strategy
 from .images import crop_to_multiple, to_pixels
 from .metrics import reconstruction_metrics
-from .velocity import Guidance
 
 
 @dataclass
@@ -162,7 +161,7 @@ def invert(pipe, image, prompt: str, steps: int = 8, method: str = "fireflow", g
     """Map ``image`` to noise latents by integrating the ODE from t = 0 to t = 1.
 
     Args:
-        pipe: a FluxPipeline or StableDiffusion3Pipeline (:func:`~fireflow_edu.flux.loading.load_pipeline`,
+        pipe: a FluxPipeline or StableDiffusion3Pipeline (:func:`~fireflow_edu.editing.loading.load_pipeline`,
             or a tiny one).
         image: PIL image or [H, W, 3] array; centre-cropped to a multiple of 16.
         prompt: the source prompt.

@@ -1,5 +1,5 @@
 """Loading pipelines (FLUX, Stable Diffusion 3): from a local directory or the Hugging Face cache, offline by
-default. Any pipeline class with an adapter in :data:`fireflow_edu.adapters.ADAPTERS` loads."""
+default. Any pipeline class with an adapter in :data:`fireflow_edu.editing.boundary.ADAPTERS` loads."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from ..adapters import ADAPTERS
+from .boundary import ADAPTERS
 
 DEFAULT_MODEL = "black-forest-labs/FLUX.1-dev"
 
@@ -56,13 +56,6 @@ def quiet_loading():
                 module.enable_progress_bar()
 
 
-def flux_pipeline_class():
-    """diffusers' FluxPipeline, imported without the notes about torchvision."""
-    with quiet_loading():
-        from diffusers import FluxPipeline
-    return FluxPipeline
-
-
 def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
@@ -99,7 +92,7 @@ def import_own_components(folder: Path) -> None:
 def load_pipeline(model: str | Path = DEFAULT_MODEL, device: str | torch.device | None = None,
                   dtype: torch.dtype | None = None, offload: bool = False, *, allow_download: bool = False,
                   vae_tiling: bool = False, compile: bool = False):
-    """Load a FluxPipeline or StableDiffusion3Pipeline ready for :func:`~fireflow_edu.flux.editing.edit`.
+    """Load a FluxPipeline or StableDiffusion3Pipeline ready for :func:`~fireflow_edu.editing.api.edit`.
 
     Args:
         model: a Hugging Face repo id (looked up in the local cache) or a local directory

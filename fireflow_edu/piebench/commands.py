@@ -1,0 +1,48 @@
+"""The ``piebench`` subcommand: PIE-Bench with the published protocol, for any model family."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..editing.commands import edit_options, model_options, pipeline_from_options, solver_options
+
+
+def run_piebench(args) -> None:
+    from ..reporting import terminal_progress
+    from .harness import format_piebench, run_piebench
+    from .metrics import PieBenchScorer
+
+    if args.out.exists() and not args.out.is_dir():
+        raise ValueError(f"--out {args.out} is a file; give a folder (it holds the edited images, cases/, summary.json)")
+    if args.out.resolve() == args.data.resolve():
+        raise ValueError("--out must differ from --data: the edited images would replace the sources")
+    summary = run_piebench(args.data, args.out, lambda device: pipeline_from_options(args, device),
+                           lambda device: PieBenchScorer(device, clip=args.clip, dino=args.dino),
+                           progress=terminal_progress(),
+                           steps=args.steps, inject=args.inject, guidance=args.guidance, method=args.method,
+                           strategy=args.strategy)
+    if summary is not None:
+        print(format_piebench(summary))
+        print(f"wrote {args.out / 'summary.json'}")
+
+
+def _piebench_command(piebench) -> None:
+    piebench.description = ("PIE-Bench with PnPInversion's protocol: edits every case of a PIE-Bench folder "
+                            "(mapping_file.json + annotation_images/), scores it with the reference's metrics and "
+                            "prints the per-type table. Resumable: cases already in OUT/cases are skipped. Run "
+                            "under `accelerate launch -m fireflow_edu piebench ...` to shard.")
+    piebench.add_argument("--data", type=Path, required=True, help="PIE-Bench folder")
+    piebench.add_argument("--out", type=Path, required=True, help="output folder")
+    piebench.add_argument("--clip", type=Path, default=None,
+                          help="local CLIP ViT-L/14 folder (default: the Hugging Face cache)")
+    piebench.add_argument("--dino", type=Path, default=None,
+                          help="local facebookresearch/dino clone (default: torch hub's cache)")
+    solver_options(piebench, "2")
+    edit_options(piebench)
+    model_options(piebench)
+    piebench.set_defaults(run=run_piebench)
+
+
+def configure(name: str, parser) -> None:
+    """Arguments of ``piebench``."""
+    _piebench_command(parser)
