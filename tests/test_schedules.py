@@ -55,3 +55,20 @@ def test_bad_step_counts(bad):
         uniform(bad)
     with pytest.raises(ValueError, match="num_steps must be a positive integer"):
         flux_schedule(bad, 64)
+
+
+@pytest.mark.parametrize("name", ["flux-dev", "flux-schnell", "linear time shift"])
+@pytest.mark.parametrize("steps, tokens", [(1, 64), (8, 32 * 32), (28, 64 * 64)])
+def test_the_flux_adapter_schedule_is_the_pipelines_own_and_equals_the_teaching_formula(name, steps, tokens):
+    """FluxAdapter.schedule asks the pipeline's scheduler (set_timesteps, as FluxPipeline calls it); flux_schedule,
+    the formula the notebooks teach, gives the same grid."""
+    diffusers = pytest.importorskip("diffusers")
+    from fireflow_edu.flux.adapter import FluxAdapter
+
+    class Pipe:  # what FluxAdapter.schedule reads of a pipeline
+        scheduler = diffusers.FlowMatchEulerDiscreteScheduler(**SCHEDULERS[name])
+
+    grid = FluxAdapter.schedule(type("Adapter", (), {"pipe": Pipe})(), steps, torch.zeros(1, tokens, 4))
+    assert grid.dtype == torch.float32 and len(grid) == steps + 1
+    torch.testing.assert_close(grid.double(), flux_schedule(steps, tokens, SCHEDULERS[name]), rtol=0, atol=1e-6)
+

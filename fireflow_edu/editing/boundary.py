@@ -43,3 +43,22 @@ def model_adapter(pipe):
         raise ValueError(f"{name} is not supported; supported pipelines: {', '.join(ADAPTERS)}")
     module, cls = ADAPTERS[name].split(":")
     return getattr(import_module(module), cls)(pipe)
+
+
+def pipeline_schedule(scheduler, steps: int, image_tokens: int, sigmas=None):
+    """The sampling grid [steps + 1], float32 from 1 (noise) to 0 (data), that a pipeline's own scheduler makes:
+    ``set_timesteps`` on a copy (the pipeline's scheduler is left as it was), with the resolution-dependent shift
+    mu that FLUX and SD3 pipelines compute from ``image_tokens`` when the config asks for dynamic shifting.
+    ``sigmas``: the grid before shifting, as a pipeline passes it (FLUX: linspace(1, 1/N, N)); None for the
+    scheduler's own."""
+    import copy
+
+    from ..schedules import flux_shift
+
+    scheduler = copy.deepcopy(scheduler)
+    config, kwargs = scheduler.config, {}
+    if config.get("use_dynamic_shifting"):
+        kwargs["mu"] = flux_shift(image_tokens, config.get("base_shift", 0.5), config.get("max_shift", 1.15),
+                                  config.get("base_image_seq_len", 256), config.get("max_image_seq_len", 4096))
+    scheduler.set_timesteps(steps, device="cpu", sigmas=sigmas, **kwargs)
+    return scheduler.sigmas.float()

@@ -71,8 +71,9 @@ def scaled_latents(vae, x: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def vae_encode(pipe, pixels: np.ndarray) -> torch.Tensor:
-    """uint8 [H, W, 3] -> scaled VAE latents [1, C, H/8, W/8] (float32), posterior mode (FLUX and SD3 alike)."""
-    return scaled_latents(pipe.vae, torch.tensor(pixels).permute(2, 0, 1)[None].float() / 127.5 - 1)
+    """uint8 [H, W, 3] -> scaled VAE latents [1, C, H/8, W/8] (float32), posterior mode (FLUX and SD3 alike);
+    the pixels go through the pipeline's own ``image_processor`` (to [-1, 1]), as its img2img pipelines do."""
+    return scaled_latents(pipe.vae, pipe.image_processor.preprocess(Image.fromarray(pixels)))
 
 
 @torch.no_grad()
@@ -81,5 +82,4 @@ def vae_decode(pipe, latent: torch.Tensor) -> np.ndarray:
     vae = pipe.vae
     latent = latent / vae.config.scaling_factor + vae.config.shift_factor
     image = vae.decode(latent.to(vae.dtype), return_dict=False)[0]
-    image = ((image[0].float().clamp(-1, 1) + 1) * 127.5).round().byte()
-    return image.permute(1, 2, 0).cpu().numpy()
+    return np.asarray(pipe.image_processor.postprocess(image.float(), output_type="pil")[0])

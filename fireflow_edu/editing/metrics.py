@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import warnings
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
-ALEXNET_WEIGHTS = "alexnet-owt-7be5be79.pth"
+# LPIPS backbone: torchvision builder and its weights file in torch hub's checkpoints folder
+LPIPS_BACKBONES = {"alex": ("alexnet", "alexnet-owt-7be5be79.pth"), "squeeze": ("squeezenet1_1", "squeezenet1_1-b8a52dc0.pth"),
+                   "vgg": ("vgg16", "vgg16-397923af.pth")}
 
 
 def _pair(a, b) -> tuple[np.ndarray, np.ndarray]:
@@ -42,33 +45,51 @@ def masked_psnr(source, result, mask) -> float:
 
 
 def ssim(a, b) -> float:
-    """Structural similarity (scikit-image, RGB channels, data range 255)."""
+    """Structural similarity, scikit-image's: 7x7 uniform window, RGB channels, data range 255.
+
+    PIE-Bench's SSIM is another definition, its reference's (torchmetrics, 11x11 Gaussian window on the
+    masked image, :func:`fireflow_edu.piebench.metrics.region_metrics`); the two are not interchangeable."""
     from skimage.metrics import structural_similarity
 
     a, b = _pair(a, b)
     return float(structural_similarity(a, b, channel_axis=2, data_range=255.0))
 
 
-def lpips_distance(a, b) -> float | None:
-    """LPIPS (AlexNet) when the ``lpips`` package and its weights are present locally; else None, with a warning.
+@lru_cache(maxsize=None)
+def lpips_model(net: str = "alex", device: str = "cpu"):
+    """torchmetrics' LPIPS on ``net`` ("alex", "squeeze" or "vgg"), built once per (net, device).
 
-    Nothing is downloaded: the weights must already be in the torch hub cache.
+    The one LPIPS of the package: :func:`lpips_distance` (AlexNet, as LPIPS is usually reported) and PIE-Bench's
+    scorer (SqueezeNet, as its reference) both use it. Raises FileNotFoundError, saying what to fetch, when
+    torchvision or the backbone's weights are not on this machine: nothing is downloaded.
     """
     import torch
 
-    weights = Path(torch.hub.get_dir()) / "checkpoints" / ALEXNET_WEIGHTS
     try:
-        import lpips
+        import torchvision  # noqa: F401  (torchmetrics builds the backbone with it)
     except ImportError:
-        warnings.warn("LPIPS skipped: the lpips package is not installed (pip install lpips)", stacklevel=2)
-        return None
+        raise FileNotFoundError("LPIPS needs torchvision: pip install 'fireflow_edu[piebench]' (the torchvision build "
+                                "matching your torch)")
+    weights = Path(torch.hub.get_dir()) / "checkpoints" / LPIPS_BACKBONES[net][1]
     if not weights.exists():
-        warnings.warn(f"LPIPS skipped: AlexNet weights not found at {weights} (nothing is downloaded here)",
-                      stacklevel=2)
+        raise FileNotFoundError(f"LPIPS ({net}) needs {weights}; fetch once online with python -c \"import "
+                                f"torchvision; torchvision.models.{LPIPS_BACKBONES[net][0]}(weights='DEFAULT')\"")
+    from torchmetrics.image.lpip import LearnedPerceptualImagePatchSimilarity
+
+    return LearnedPerceptualImagePatchSimilarity(net_type=net).to(device).eval()
+
+
+def lpips_distance(a, b, net: str = "alex") -> float | None:
+    """LPIPS of two uint8 images (:func:`lpips_model`), or None with a warning when it cannot be computed here."""
+    import torch
+
+    try:
+        model = lpips_model(net)
+    except FileNotFoundError as error:
+        warnings.warn(f"LPIPS skipped: {error}", stacklevel=2)
         return None
-    model = lpips.LPIPS(net="alex", verbose=False)
     a, b = _pair(a, b)
-    to_tensor = lambda x: torch.from_numpy(x).permute(2, 0, 1)[None].float() / 127.5 - 1
+    to_tensor = lambda x: torch.from_numpy(x).permute(2, 0, 1)[None].float() / 127.5 - 1  # noqa: E731
     with torch.no_grad():
         return float(model(to_tensor(a), to_tensor(b)))
 

@@ -3,11 +3,11 @@ distilled guidance through the guidance embedding, features in the single-stream
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
-from ..editing.boundary import Guidance
+from ..editing.boundary import Guidance, pipeline_schedule
 from ..editing.features import feature_hooks, resolve_blocks
-from ..schedules import flux_schedule
 from .latents import decode_latents, encode_image, latent_image_ids, size_multiple
 from .velocity import FluxVelocity, encode_prompt, per_step_guidance, resolve_guidance
 
@@ -49,7 +49,11 @@ class FluxAdapter:
         return encode_prompt(self.pipe, prompt)
 
     def schedule(self, steps: int, latents: torch.Tensor) -> torch.Tensor:
-        return flux_schedule(steps, latents.shape[1], self.pipe.scheduler.config)
+        """FluxPipeline's grid (its scheduler's ``set_timesteps`` on linspace(1, 1/N, N)); equal to the
+        teaching formula :func:`~fireflow_edu.schedules.flux_schedule` (tested)."""
+        flow_sigmas = self.pipe.scheduler.config.get("use_flow_sigmas")
+        sigmas = None if flow_sigmas else np.linspace(1.0, 1 / steps, steps)
+        return pipeline_schedule(self.pipe.scheduler, steps, latents.shape[1], sigmas)
 
     def resolve_guidance(self, guidance: Guidance, role: str, steps: int):
         embedded = self.pipe.transformer.config.guidance_embeds

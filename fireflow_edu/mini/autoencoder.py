@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from diffusers.optimization import get_cosine_schedule_with_warmup
 from tqdm import tqdm
 
 from .scenes import SIZE, TRAIN_SEEDS, VALIDATION_SEEDS, random_scene
@@ -115,8 +116,6 @@ def train_autoencoder(config: AutoencoderConfig, out: Path, progress: bool = Tru
     torch.manual_seed(config.seed)
     vae = build_autoencoder(config).train()
     optimizer = torch.optim.AdamW(vae.parameters(), lr=config.lr, weight_decay=0.0)
-    from diffusers.optimization import get_cosine_schedule_with_warmup
-
     schedule = get_cosine_schedule_with_warmup(optimizer, config.warmup, config.steps)
     state = {"step": 0, "losses": [], "curve": [], "seconds": 0.0}
     path = out / CHECKPOINT

@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from diffusers.optimization import get_cosine_schedule_with_warmup
 from tqdm import tqdm
 
 from ..editing.images import scaled_latents
@@ -160,9 +161,7 @@ class _Phase:
         self.modules = modules
         self.params = [p for m in modules for p in m.parameters()]
         self.optimizer = torch.optim.AdamW(self.params, lr=lr, weight_decay=0.01)
-        warmup, length = min(warmup, steps // 10 + 1), max(steps, 1)
-        self.schedule = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda i: min(1.0, (i + 1) / warmup) * 0.5 * (1 + np.cos(np.pi * min(i, length) / length)))
+        self.schedule = get_cosine_schedule_with_warmup(self.optimizer, min(warmup, steps // 10 + 1), steps)
         self.step, self.losses, self.curve, self.seconds = 0, [], [], 0.0
 
     def update(self, loss: torch.Tensor) -> None:

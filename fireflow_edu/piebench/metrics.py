@@ -5,8 +5,10 @@ Images are [H, W, 3] uint8; ``mask`` [H, W] is 1 on the region meant to change. 
 MSE average over every pixel of the image, the zeroed ones included. With images scaled to [0, 1]:
 
 - ``psnr_unedit``, ``mse_unedit``, ``ssim_unedit``: torchmetrics' PSNR (data range 1), MSE and SSIM
-  (Gaussian 11x11, sigma 1.5) of ``source * (1 - mask)`` against ``edited * (1 - mask)``;
-- ``lpips_unedit``: torchmetrics' LPIPS (SqueezeNet) of the same, mapped to [-1, 1];
+  (Gaussian 11x11, sigma 1.5; not the scikit-image SSIM of :func:`fireflow_edu.editing.metrics.ssim`) of
+  ``source * (1 - mask)`` against ``edited * (1 - mask)``;
+- ``lpips_unedit``: the package's LPIPS (:func:`fireflow_edu.editing.metrics.lpips_model`, torchmetrics') on
+  SqueezeNet, of the same, mapped to [-1, 1];
 - ``clip_whole``: torchmetrics' CLIPScore (openai/clip-vit-large-patch14), 100 max(cos, 0), of the edited
   image and the target prompt; ``clip_edited``: the same on ``edited * mask``;
 - ``structure_distance``: mean squared difference of the self-similarity (cosine) of DINO ViT-B/8's
@@ -27,7 +29,6 @@ import torch
 
 CLIP_MODEL = "openai/clip-vit-large-patch14"
 DINO_REPO, DINO_MODEL, DINO_CHECKPOINT = "facebookresearch_dino_main", "dino_vitb8", "dino_vitbase8_pretrain.pth"
-SQUEEZENET_CHECKPOINT = "squeezenet1_1-b8a52dc0.pth"
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
@@ -103,18 +104,9 @@ class PieBenchScorer:
             return None
 
     def _lpips(self):
-        try:
-            import torchvision  # noqa: F401  (torchmetrics' LPIPS builds its SqueezeNet with it)
-        except ImportError:
-            raise FileNotFoundError("needs torchvision: pip install 'fireflow_edu[piebench]' (the torchvision build "
-                                    "matching your torch)")
-        weights = Path(torch.hub.get_dir()) / "checkpoints" / SQUEEZENET_CHECKPOINT
-        if not weights.exists():
-            raise FileNotFoundError(f"SqueezeNet weights not at {weights}; fetch once online with "
-                                    "python -c \"import torchvision; torchvision.models.squeezenet1_1(weights='DEFAULT')\"")
-        from torchmetrics.image.lpip import LearnedPerceptualImagePatchSimilarity
+        from ..editing.metrics import lpips_model
 
-        return LearnedPerceptualImagePatchSimilarity(net_type="squeeze").to(self.device)
+        return lpips_model("squeeze", str(self.device))
 
     def _clip(self, path):
         if path is None:

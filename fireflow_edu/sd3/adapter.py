@@ -14,10 +14,9 @@ the *image* tokens in the joint-attention blocks (``transformer_blocks``), after
 
 from __future__ import annotations
 
-import copy
-
 import torch
 
+from ..editing.boundary import pipeline_schedule
 from ..editing.features import StepAware
 from ..editing.images import vae_decode, vae_encode
 
@@ -98,18 +97,9 @@ class SD3Adapter:
         return SD3Prompt(embeds, negative, pooled, negative_pooled)
 
     def schedule(self, steps: int, latents: torch.Tensor) -> torch.Tensor:
-        """The pipeline's own ``set_timesteps`` (SD3: a static shift of 3), on a copy of its scheduler."""
-        from diffusers.pipelines.stable_diffusion_3.pipeline_stable_diffusion_3 import calculate_shift
-
-        scheduler = copy.deepcopy(self.pipe.scheduler)
-        config, kwargs = scheduler.config, {}
-        if config.get("use_dynamic_shifting"):
-            patch = self.pipe.transformer.config.patch_size
-            kwargs["mu"] = calculate_shift((latents.shape[-2] // patch) * (latents.shape[-1] // patch),
-                                           config.get("base_image_seq_len", 256), config.get("max_image_seq_len", 4096),
-                                           config.get("base_shift", 0.5), config.get("max_shift", 1.16))
-        scheduler.set_timesteps(steps, device="cpu", **kwargs)
-        return scheduler.sigmas.float()
+        """The pipeline's own ``set_timesteps`` (SD3: a static shift of 3)."""
+        patch = self.pipe.transformer.config.patch_size
+        return pipeline_schedule(self.pipe.scheduler, steps, (latents.shape[-2] // patch) * (latents.shape[-1] // patch))
 
     def resolve_guidance(self, guidance, role: str, steps: int):
         if isinstance(guidance, str):

@@ -13,7 +13,7 @@ def configure(name: str, demo) -> None:
     """Arguments of ``demo`` (the only command here)."""
     demo.description = ("Train a 1-Rectified Flow between two 2D Gaussian mixtures, reflow it into a 2-RF, "
                         "run euler / midpoint / fireflow at the same NFE, write figure2.png and metrics.json into "
-                        "--out and print the table. About 1.5 minutes on 2 CPU cores; --fast takes about 30 s.")
+                        "--out and print the table (its run time on 2 CPU cores is in the README).")
     demo.add_argument("--out", type=Path, required=True, help="output directory (created if missing)")
     demo.add_argument("--fast", action="store_true",
                       help="quick look: 2,000 training iterations per flow instead of 10,000 "
