@@ -77,8 +77,6 @@ def check_edit(pipe, size: int) -> dict:
 
 def check_piebench(pipe, size: int, folder: Path) -> dict:
     """Four generated images as a PIE-Bench folder (.jpg, a centre mask each), edited and scored on the device."""
-    from PIL import Image
-
     from fireflow_edu.editing import generate
     from fireflow_edu.piebench.harness import encode_mask, run_piebench
     from fireflow_edu.piebench.metrics import PieBenchScorer
