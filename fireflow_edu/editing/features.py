@@ -1,8 +1,9 @@
-"""Attention-feature caching and injection for editing (the reference FireFlow / RF-Solver-Edit recipe).
+"""Attention-feature caching and injection for editing (the reference FireFlow / RF-Solver-Edit recipe), for any
+model family: the family's adapter says which attention blocks take part (FLUX's single-stream blocks, SD3's joint
+blocks) and its velocity field, a :class:`StepAware`, tells the features where the solver is.
 
-During inversion of the source image, the self-attention features of FLUX's
-single-stream blocks are stored; during denoising with the target prompt they are
-injected, so the edit keeps the source's layout. Both happen on the same
+During inversion of the source image, the self-attention features of those blocks are stored; during denoising
+with the target prompt they are injected, so the edit keeps the source's layout. Both happen on the same
 intervals of the sampling grid: the first ``inject`` denoising steps (nearest the
 noise) and the inversion steps over those intervals, the last ``inject`` of the
 inversion. Features are keyed by (interval, stage, block), where stage is "start"
