@@ -86,10 +86,10 @@ class FluxVelocity(StepAware):
             ``guidance_embeds``; "auto" is 1.0 for those and no guidance for the others
             (:func:`resolve_guidance`). An inversion pass reads the list from its end, so both passes apply
             the same value over the same interval and a round trip retraces one ODE.
-        features: an :class:`~fireflow_edu.flux.attention.AttentionFeatures` that stores on an
+        features: an :class:`~fireflow_edu.editing.features.AttentionFeatures` that stores on an
             inversion pass (increasing grid) and injects on a denoising pass (decreasing grid), or None.
 
-    Step bookkeeping and feature keys: :class:`~fireflow_edu.adapters.StepAware`. The solver state may
+    Step bookkeeping and feature keys: :class:`~fireflow_edu.editing.features.StepAware`. The solver state may
     be float32 while the transformer runs in bfloat16: inputs are cast to the transformer's dtype and
     velocities back to the state's dtype.
     """
