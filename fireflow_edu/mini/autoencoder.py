@@ -77,6 +77,7 @@ def evaluate_autoencoder(vae, num_scenes: int, seeds: range = VALIDATION_SEEDS) 
     ``all`` is the share of reconstructions the detector reads fully right; ``iou`` the mean over drawn
     objects of the best template IoU (renders themselves score about 0.98).
     """
+    from ..editing.metrics import psnr
     from .detect import check_scene, detect
 
     was_training = vae.training
@@ -89,8 +90,7 @@ def evaluate_autoencoder(vae, num_scenes: int, seeds: range = VALIDATION_SEEDS) 
         for image, truth, scene in zip(images, reference, scenes):
             checks.append(check_scene(image, scene))
             ious += [o.iou for o in detect(image).objects]
-            mse = np.mean((image.astype(float) - truth.astype(float)) ** 2)
-            psnrs.append(10 * np.log10(255**2 / max(mse, 1e-10)))
+            psnrs.append(min(psnr(truth, image), 100.0))  # identical images (inf dB) count as 100 dB
     vae.train(was_training)
     return {**{key: float(np.mean([c[key] for c in checks])) for key in checks[0]},
             "iou": float(np.mean(ious)), "psnr": float(np.mean(psnrs))}
