@@ -303,19 +303,28 @@ def test_missing_weights_explain_how_to_get_them(tmp_path, monkeypatch):
         load_pipeline(tmp_path, device="cpu", offload=True)
 
 
+def test_ssim_of_flat_images_is_its_luminance_term():
+    # flat images have no variance: SSIM = (2 mu_a mu_b + C1) / (mu_a^2 + mu_b^2 + C1), C1 = (0.01 * 255)^2
+    a, b = np.full((16, 16, 3), 100, np.uint8), np.full((16, 16, 3), 140, np.uint8)
+    c1 = (0.01 * 255) ** 2
+    assert ssim(a, b) == pytest.approx((2 * 100 * 140 + c1) / (100**2 + 140**2 + c1), rel=1e-5)
+    with pytest.raises(ValueError, match="11 pixels"):
+        ssim(a[:8, :8], b[:8, :8])
+
+
 def test_image_metrics():
-    a = np.zeros((8, 8, 3), np.uint8)
+    a = np.zeros((16, 16, 3), np.uint8)
     b = a.copy()
     b[0, 0, 0] = 64
-    assert rmse_255(a, b) == pytest.approx(64 / np.sqrt(192))
-    assert psnr(a, b) == pytest.approx(20 * np.log10(255 / (64 / np.sqrt(192))))
+    assert rmse_255(a, b) == pytest.approx(64 / np.sqrt(768))
+    assert psnr(a, b) == pytest.approx(20 * np.log10(255 / (64 / np.sqrt(768))))
     assert psnr(a, a) == float("inf") and ssim(a, a) == pytest.approx(1.0)
-    mask = np.zeros((8, 8), bool)
+    mask = np.zeros((16, 16), bool)
     mask[0, 0] = True  # the changed pixel is inside the edit region: the background is untouched
     assert masked_psnr(a, b, mask) == float("inf")
     assert masked_psnr(a, b, ~mask) == pytest.approx(20 * np.log10(255 / (64 / np.sqrt(3))))
     with pytest.raises(ValueError, match="whole image"):
-        masked_psnr(a, b, np.ones((8, 8), bool))
+        masked_psnr(a, b, np.ones((16, 16), bool))
 
 
 def test_lpips_without_weights_is_absent_with_a_warning(tmp_path, monkeypatch):

@@ -44,15 +44,26 @@ def masked_psnr(source, result, mask) -> float:
     return psnr(source[keep], result[keep])
 
 
-def ssim(a, b) -> float:
-    """Structural similarity, scikit-image's: 7x7 uniform window, RGB channels, data range 255.
+def _batch(image: np.ndarray):
+    """[1, 3, H, W] tensor of an [H, W, 3] array, values unchanged."""
+    import torch
 
-    PIE-Bench's SSIM is another definition, its reference's (torchmetrics, 11x11 Gaussian window on the
-    masked image, :func:`fireflow_edu.piebench.metrics.region_metrics`); the two are not interchangeable."""
-    from skimage.metrics import structural_similarity
+    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None]
+
+
+def ssim(a, b) -> float:
+    """Structural similarity (Wang et al. 2004) of two 0-255 RGB images, as torchmetrics computes it: an 11x11
+    Gaussian window (sigma 1.5), data range 255, averaged over pixels and channels.
+
+    The package's one SSIM: reconstruction and edit tables use it, and PIE-Bench's ``ssim_unedit`` applies it to
+    the masked images as its reference does (:func:`fireflow_edu.piebench.metrics.region_metrics`). Images need
+    at least 11 pixels a side."""
+    from torchmetrics.functional.image import structural_similarity_index_measure
 
     a, b = _pair(a, b)
-    return float(structural_similarity(a, b, channel_axis=2, data_range=255.0))
+    if min(a.shape[:2]) < 11:
+        raise ValueError(f"SSIM's 11x11 window needs images of at least 11 pixels a side, got {a.shape[:2]}")
+    return float(structural_similarity_index_measure(_batch(a), _batch(b), data_range=255.0))
 
 
 @lru_cache(maxsize=None)
@@ -89,9 +100,8 @@ def lpips_distance(a, b, net: str = "alex") -> float | None:
         warnings.warn(f"LPIPS skipped: {error}", stacklevel=2)
         return None
     a, b = _pair(a, b)
-    to_tensor = lambda x: torch.from_numpy(x).permute(2, 0, 1)[None].float() / 127.5 - 1  # noqa: E731
     with torch.no_grad():
-        return float(model(to_tensor(a), to_tensor(b)))
+        return float(model(_batch(a).float() / 127.5 - 1, _batch(b).float() / 127.5 - 1))
 
 
 def reconstruction_metrics(source, result) -> dict:

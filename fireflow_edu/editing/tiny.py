@@ -34,22 +34,32 @@ def word_tokenizer(vocabulary: tuple[str, ...], model_max_length: int):
                                    model_max_length=model_max_length)
 
 
-def build_text_side(vocabulary: tuple[str, ...], dim: int, t5_length: int) -> dict:
-    """CLIP and T5 text encoders of width ``dim`` with word-level tokenizers over ``vocabulary``."""
-    from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
+def clip_text_encoder(tokenizer, dim: int, projection: bool = False):
+    """A 2-layer CLIP text encoder of width ``dim`` over ``tokenizer``'s words; ``projection``: with the text
+    projection Stable Diffusion 3 pools through (``CLIPTextModelWithProjection``)."""
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
+    eos = tokenizer.eos_token_id
+    config = CLIPTextConfig(vocab_size=len(tokenizer), hidden_size=dim, intermediate_size=2 * dim, num_hidden_layers=2,
+                            num_attention_heads=4, max_position_embeddings=77, projection_dim=dim, eos_token_id=eos,
+                            bos_token_id=eos, pad_token_id=tokenizer.pad_token_id)
+    return (CLIPTextModelWithProjection if projection else CLIPTextModel)(config)
+
+
+def t5_text_encoder(tokenizer, dim: int):
+    """A 2-layer T5 encoder of width ``dim`` over ``tokenizer``'s words."""
+    from transformers import T5Config, T5EncoderModel
+
+    return T5EncoderModel(T5Config(vocab_size=len(tokenizer), d_model=dim, d_kv=dim // 4, d_ff=2 * dim, num_layers=2,
+                                   num_heads=4, pad_token_id=tokenizer.pad_token_id,
+                                   eos_token_id=tokenizer.eos_token_id, decoder_start_token_id=0))
+
+
+def build_text_side(vocabulary: tuple[str, ...], dim: int, t5_length: int) -> dict:
+    """FLUX's text side: CLIP and T5 text encoders of width ``dim`` with word-level tokenizers over ``vocabulary``."""
     clip_tokenizer, t5_tokenizer = word_tokenizer(vocabulary, 77), word_tokenizer(vocabulary, t5_length)
-    vocab_size = len(SPECIAL) + len(vocabulary)
-    eos = clip_tokenizer.eos_token_id
-    text_encoder = CLIPTextModel(CLIPTextConfig(
-        vocab_size=vocab_size, hidden_size=dim, intermediate_size=2 * dim, num_hidden_layers=2,
-        num_attention_heads=4, max_position_embeddings=77, projection_dim=dim,
-        eos_token_id=eos, bos_token_id=eos, pad_token_id=clip_tokenizer.pad_token_id))
-    text_encoder_2 = T5EncoderModel(T5Config(
-        vocab_size=vocab_size, d_model=dim, d_kv=dim // 4, d_ff=2 * dim, num_layers=2, num_heads=4,
-        pad_token_id=t5_tokenizer.pad_token_id, eos_token_id=eos, decoder_start_token_id=0))
-    return {"text_encoder": text_encoder, "tokenizer": clip_tokenizer,
-            "text_encoder_2": text_encoder_2, "tokenizer_2": t5_tokenizer}
+    return {"text_encoder": clip_text_encoder(clip_tokenizer, dim), "tokenizer": clip_tokenizer,
+            "text_encoder_2": t5_text_encoder(t5_tokenizer, dim), "tokenizer_2": t5_tokenizer}
 
 
 def tiny_vae():

@@ -4,8 +4,8 @@ Images are [H, W, 3] uint8; ``mask`` [H, W] is 1 on the region meant to change. 
 *both* images by the region (zeros elsewhere) and scores the whole images, as the reference does, so PSNR and
 MSE average over every pixel of the image, the zeroed ones included. With images scaled to [0, 1]:
 
-- ``psnr_unedit``, ``mse_unedit``, ``ssim_unedit``: torchmetrics' PSNR (data range 1), MSE and SSIM
-  (Gaussian 11x11, sigma 1.5; not the scikit-image SSIM of :func:`fireflow_edu.editing.metrics.ssim`) of
+- ``psnr_unedit``, ``mse_unedit``, ``ssim_unedit``: torchmetrics' PSNR (data range 1), MSE and SSIM (the
+  package's :func:`fireflow_edu.editing.metrics.ssim`, the reference's Gaussian 11x11, sigma 1.5) of
   ``source * (1 - mask)`` against ``edited * (1 - mask)``;
 - ``lpips_unedit``: the package's LPIPS (:func:`fireflow_edu.editing.metrics.lpips_model`, torchmetrics') on
   SqueezeNet, of the same, mapped to [-1, 1];
@@ -41,7 +41,9 @@ def _masked(image: np.ndarray, region: np.ndarray) -> torch.Tensor:
 def region_metrics(source, edited, mask) -> dict[str, float | None]:
     """PSNR, MSE and SSIM on the unedited region (``mask`` == 0); None when the mask covers everything."""
     from torchmetrics.functional import mean_squared_error
-    from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
+    from torchmetrics.functional.image import peak_signal_noise_ratio
+
+    from ..editing.metrics import ssim
 
     keep = 1 - np.asarray(mask, dtype=np.float32)
     if keep.sum() == 0:  # the reference's "nan"
@@ -49,7 +51,7 @@ def region_metrics(source, edited, mask) -> dict[str, float | None]:
     a, b = _masked(source, keep), _masked(edited, keep)
     return {"psnr_unedit": float(peak_signal_noise_ratio(a, b, data_range=1.0)),
             "mse_unedit": float(mean_squared_error(a, b)),
-            "ssim_unedit": float(structural_similarity_index_measure(a, b, data_range=1.0))}
+            "ssim_unedit": ssim(*(np.asarray(image, np.float32) * keep[..., None] for image in (source, edited)))}
 
 
 def dino_resize(pixels: torch.Tensor, size: int = 224, max_size: int = 480) -> torch.Tensor:
