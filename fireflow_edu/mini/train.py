@@ -31,7 +31,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -190,6 +190,146 @@ class _Phase:
                 "loss_every_100": [float(np.mean(self.losses[i:i + 100])) for i in range(0, len(self.losses), 100)]}
 
 
+@dataclass
+class Batch:
+    """One training batch: clean latents ``x`` and noise [B, L, C], t [B], x_t = (1 - t) x + t noise, captions."""
+
+    x: torch.Tensor
+    noise: torch.Tensor
+    t: torch.Tensor
+    captions: list[str]
+
+    @property
+    def x_t(self) -> torch.Tensor:
+        t = self.t[:, None, None]
+        return (1 - t) * self.x + t * self.noise
+
+
+class Trainer:
+    """One mini-FLUX training run: fresh scene batches, the teacher and student phases, checkpoints.
+
+    ``scene_rng`` (numpy) draws scenes and caption dropout, ``noise_rng`` (torch) draws t, noise and guidance
+    scales; both are checkpointed with the phases, so a resumed run draws the same batches as an unbroken one.
+    """
+
+    def __init__(self, pipe, config: TrainConfig, out: Path | None = None, progress: bool = True,
+                 on_eval: Callable[[str, dict], None] | None = None):
+        if pipe.transformer.config.guidance_embeds:
+            raise ValueError("training starts from a teacher without guidance embedding; this pipeline has one "
+                             "(it is a distilled student already)")
+        self.pipe, self.config, self.progress, self.on_eval = pipe, config, progress, on_eval
+        self.out = Path(out) if out is not None else None
+        self.scene_rng = np.random.default_rng(config.seed)
+        self.noise_rng = torch.Generator().manual_seed(config.seed)
+        self.img_ids = latent_image_ids(pipe, SIZE, SIZE)
+        text_encoders = [pipe.text_encoder, pipe.text_encoder_2]
+        self.trained = [pipe.transformer, *(text_encoders if config.train_text_encoders else [])]
+        for m in text_encoders:
+            m.eval().requires_grad_(False)
+        for m in self.trained:
+            m.train().requires_grad_(True)
+        self.teacher = _Phase("teacher", self.trained, config.teacher_steps, config.lr, config.warmup)
+        self.student: _Phase | None = None
+        self.uncond = None  # the empty prompt's encoding, the student's unconditional branch
+        self.saved = self._resume()
+
+    @property
+    def checkpoint(self) -> Path | None:
+        return self.out / CHECKPOINT if self.out is not None else None
+
+    def _resume(self) -> dict | None:
+        if self.checkpoint is None or not self.checkpoint.exists():
+            return None
+        saved = torch.load(self.checkpoint, weights_only=False)
+        differ = sorted(k for k, v in asdict(self.config).items() if k != "compile" and saved["config"].get(k) != v)
+        if differ:
+            raise ValueError(f"{self.checkpoint} was written with other settings ({', '.join(differ)}); "
+                             "resume with the same settings or choose another output folder")
+        self.teacher.load(saved["teacher"])
+        self.scene_rng.bit_generator.state = saved["numpy_rng"]
+        self.noise_rng.set_state(saved["torch_rng"])
+        return saved
+
+    def save(self) -> None:
+        if self.checkpoint is None:
+            return
+        self.checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        state = {"config": asdict(self.config), "teacher": self.teacher.state(),
+                 "numpy_rng": self.scene_rng.bit_generator.state, "torch_rng": self.noise_rng.get_state(),
+                 "student": self.student.state() if self.student is not None else None}
+        temporary = self.checkpoint.with_suffix(".tmp")
+        torch.save(state, temporary)
+        temporary.replace(self.checkpoint)  # never leave a half-written checkpoint
+
+    def batch(self) -> Batch:
+        size = self.config.batch_size
+        x, captions = scene_batch(self.pipe, self.scene_rng.integers(TRAIN_SEEDS.start, TRAIN_SEEDS.stop, size))
+        t = sample_t(size, self.config.uniform_t, self.noise_rng)
+        return Batch(x, torch.randn(x.shape, generator=self.noise_rng), t, captions)
+
+    def teacher_loss(self, batch: Batch, transformer) -> torch.Tensor:
+        """Rectified-flow loss ``|| (noise - x) - v(x_t, t | c) ||^2``, captions dropped to "" at random."""
+        drop = self.scene_rng.random(len(batch.captions)) < self.config.caption_dropout
+        text = encode(self.pipe, ["" if d else c for c, d in zip(batch.captions, drop)])
+        return ((batch.noise - batch.x) - call(transformer, batch.x_t, batch.t, text, self.img_ids)).pow(2).mean()
+
+    def distill_loss(self, batch: Batch, transformer) -> torch.Tensor:
+        """``|| v_u + g (v_c - v_u) - v_student(x_t, t, g | c) ||^2``, g drawn per scene (1 for a share)."""
+        size, (low, high) = len(batch.captions), self.config.guidance_range
+        scale = low + (high - low) * torch.rand(size, generator=self.noise_rng)
+        scale = torch.where(torch.rand(size, generator=self.noise_rng) < self.config.guidance_one_share, 1.0, scale)
+        with torch.no_grad():
+            cond = encode(self.pipe, batch.captions)
+            target = cfg_velocity(self.pipe.transformer, batch.x_t, batch.t, cond, self.uncond, self.img_ids, scale)
+        return (target - call(transformer, batch.x_t, batch.t, cond, self.img_ids, scale)).pow(2).mean()
+
+    def run(self, phase: _Phase, transformer, loss: Callable[[Batch, torch.nn.Module], torch.Tensor]) -> None:
+        """``phase`` from its current step to its end: a step per batch, held-out rows, checkpoints."""
+        config = self.config
+        hot = torch.compile(transformer) if config.compile else transformer
+        bar = tqdm(range(phase.step, phase.steps), initial=phase.step, total=phase.steps, desc=phase.name,
+                   disable=not self.progress)
+        start = time.perf_counter() - phase.seconds
+        for _ in bar:
+            phase.update(loss(self.batch(), hot))
+            if phase.step % 100 == 0:
+                bar.set_postfix(loss=f"{np.mean(phase.losses[-100:]):.4f}")
+            phase.seconds = time.perf_counter() - start
+            if phase.step % config.eval_every == 0 or phase.step == phase.steps:
+                row = {"step": phase.step, "minutes": round(phase.seconds / 60, 2),
+                       **evaluate(self.pipe, transformer, config.eval_captions, config.eval_reconstructions,
+                                  config.eval_guidance)}
+                phase.curve.append(row)
+                if self.on_eval is not None:
+                    self.on_eval(phase.name, row)
+                start = time.perf_counter() - phase.seconds  # the wall time counts training, not evaluation
+            if phase.step % config.checkpoint_every == 0 or phase.step == phase.steps:
+                self.save()
+
+    def train(self, init: dict | None = None):
+        """Teacher, then (``distill_steps`` > 0) student; returns the pipeline, holding the last, and the record."""
+        pipe, config = self.pipe, self.config
+        if self.teacher.step < self.teacher.steps:
+            self.run(self.teacher, pipe.transformer, self.teacher_loss)
+        for m in self.trained:
+            m.eval().requires_grad_(False)
+        record = {"init": init, "config": asdict(config), "teacher": self.teacher.record()}
+        if not config.distill_steps:
+            return pipe, record
+        if self.out is not None:  # the CFG teacher, to compare with its student or to distil again (--init OUT/teacher)
+            pipe.save_pretrained(self.out / "teacher")
+            write_json(self.out / "teacher" / "training.json", record)
+        transformer = student_from(pipe.transformer).train().requires_grad_(True)
+        self.student = _Phase("distill", [transformer], config.distill_steps, config.distill_lr, config.warmup)
+        if self.saved is not None and self.saved["student"] is not None:
+            self.student.load(self.saved["student"])
+        self.uncond = encode(pipe, [""] * config.batch_size)
+        self.run(self.student, transformer, self.distill_loss)
+        record["distill"] = self.student.record()
+        pipe.transformer = transformer.eval().requires_grad_(False)
+        return pipe, record
+
+
 def train_mini_flux(pipe, config: TrainConfig, out: Path | None = None, progress: bool = True,
                     on_eval: Callable[[str, dict], None] | None = None, init: dict | None = None):
     """Train the teacher, distil the student; returns ``pipe`` holding the student, and a record.
@@ -201,97 +341,7 @@ def train_mini_flux(pipe, config: TrainConfig, out: Path | None = None, progress
     ``pipe`` came from), the config, wall minutes per phase, the loss every 100 steps and the held-out
     curve of each phase.
     """
-    if pipe.transformer.config.guidance_embeds:
-        raise ValueError("training starts from a teacher without guidance embedding; this pipeline has one "
-                         "(it is a distilled student already)")
-    rng = np.random.default_rng(config.seed)
-    generator = torch.Generator().manual_seed(config.seed)
-    img_ids = latent_image_ids(pipe, SIZE, SIZE)
-    text_encoders = [pipe.text_encoder, pipe.text_encoder_2]
-    for m in [pipe.transformer, *text_encoders]:
-        m.train().requires_grad_(True)
-    teacher = _Phase("teacher", [pipe.transformer, *text_encoders], config.teacher_steps, config.lr, config.warmup)
-    student = None
-    path = Path(out) / CHECKPOINT if out is not None else None
-    saved = torch.load(path, weights_only=False) if path is not None and path.exists() else None
-    if saved is not None:
-        differ = sorted(k for k, v in asdict(config).items() if k != "compile" and saved["config"].get(k) != v)
-        if differ:
-            raise ValueError(f"{path} was written with other settings ({', '.join(differ)}); "
-                             "resume with the same settings or choose another output folder")
-        teacher.load(saved["teacher"])
-        rng.bit_generator.state = saved["numpy_rng"]
-        generator.set_state(saved["torch_rng"])
-
-    def save():
-        if path is None:
-            return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        state = {"config": asdict(config), "teacher": teacher.state(), "numpy_rng": rng.bit_generator.state,
-                 "torch_rng": generator.get_state(), "student": student.state() if student is not None else None}
-        torch.save(state, path.with_suffix(".tmp"))
-        path.with_suffix(".tmp").replace(path)  # never leave a half-written checkpoint
-
-    def run(phase: _Phase, transformer, loss_fn):
-        hot = torch.compile(transformer) if config.compile else transformer
-        bar = tqdm(range(phase.step, phase.steps), initial=phase.step, total=phase.steps, desc=phase.name,
-                   disable=not progress)
-        start = time.perf_counter() - phase.seconds
-        for _ in bar:
-            x, captions = scene_batch(pipe, rng.integers(TRAIN_SEEDS.start, TRAIN_SEEDS.stop, config.batch_size))
-            t = sample_t(config.batch_size, config.uniform_t, generator)
-            noise = torch.randn(x.shape, generator=generator)
-            x_t = (1 - t[:, None, None]) * x + t[:, None, None] * noise
-            phase.update(loss_fn(x, x_t, t, noise, captions, hot))
-            if phase.step % 100 == 0:
-                bar.set_postfix(loss=f"{np.mean(phase.losses[-100:]):.4f}")
-            phase.seconds = time.perf_counter() - start
-            if phase.step % config.eval_every == 0 or phase.step == phase.steps:
-                row = {"step": phase.step, "minutes": round(phase.seconds / 60, 2),
-                       **evaluate(pipe, transformer, config.eval_captions, config.eval_reconstructions,
-                                  config.eval_guidance)}
-                phase.curve.append(row)
-                if on_eval is not None:
-                    on_eval(phase.name, row)
-                start = time.perf_counter() - phase.seconds  # the wall time counts training, not evaluation
-            if phase.step % config.checkpoint_every == 0 or phase.step == phase.steps:
-                save()
-
-    def teacher_loss(x, x_t, t, noise, captions, hot):
-        drop = rng.random(len(captions)) < config.caption_dropout
-        v = call(hot, x_t, t, encode(pipe, ["" if d else c for c, d in zip(captions, drop)]), img_ids)
-        return ((noise - x) - v).pow(2).mean()
-
-    if teacher.step < teacher.steps:
-        run(teacher, pipe.transformer, teacher_loss)
-    for m in [pipe.transformer, *text_encoders]:
-        m.eval().requires_grad_(False)
-    record = {"init": init, "config": asdict(config), "teacher": teacher.record()}
-    if not config.distill_steps:
-        return pipe, record
-    if out is not None:  # the CFG teacher, to compare with its student or to distil again (--init OUT/teacher)
-        pipe.save_pretrained(Path(out) / "teacher")
-        write_json(Path(out) / "teacher" / "training.json", record)
-
-    student_transformer = student_from(pipe.transformer).train().requires_grad_(True)
-    student = _Phase("distill", [student_transformer], config.distill_steps, config.distill_lr, config.warmup)
-    if saved is not None and saved["student"] is not None:
-        student.load(saved["student"])
-    uncond = encode(pipe, [""] * config.batch_size)
-    low, high = config.guidance_range
-
-    def distill_loss(x, x_t, t, noise, captions, hot):
-        scale = low + (high - low) * torch.rand(len(captions), generator=generator)
-        scale = torch.where(torch.rand(len(captions), generator=generator) < config.guidance_one_share, 1.0, scale)
-        with torch.no_grad():
-            cond = encode(pipe, captions)
-            target = cfg_velocity(pipe.transformer, x_t, t, cond, uncond, img_ids, scale)
-        return (target - call(hot, x_t, t, cond, img_ids, scale)).pow(2).mean()
-
-    run(student, student_transformer, distill_loss)
-    record["distill"] = student.record()
-    pipe.transformer = student_transformer.eval().requires_grad_(False)
-    return pipe, record
+    return Trainer(pipe, config, out, progress, on_eval).train(init)
 
 
 def lineage(record: dict) -> list[dict]:

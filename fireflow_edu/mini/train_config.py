@@ -25,6 +25,8 @@ class TrainConfig:
     lr: float = _option(1e-3, "teacher peak learning rate")
     distill_lr: float = _option(1e-4, "student peak learning rate")
     warmup: int = _option(200, "learning-rate warm-up steps")
+    train_text_encoders: bool = _option(True, "train the CLIP and T5 encoders with the transformer (off: they keep "
+                                              "their initial weights, as FLUX keeps its pretrained ones frozen)")
     caption_dropout: float = _option(0.15, "share of captions replaced by the empty prompt")
     uniform_t: float = _option(0.25, "share of t drawn uniformly instead of logit-normal")
     guidance_range: tuple[float, float] = _option((1.0, 4.0), "guidance scales the student learns (LOW HIGH)")
@@ -85,7 +87,7 @@ def add_options(parser: argparse.ArgumentParser, settings: type) -> None:
         default = f.default if f.default is not MISSING else None
         flag, help = f"--{f.name.replace('_', '-')}", f"{f.metadata['help']} (default {default})"
         if isinstance(default, bool):
-            parser.add_argument(flag, action="store_true", help=f.metadata["help"])
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help)
         elif isinstance(default, tuple):
             parser.add_argument(flag, type=type(default[0]), nargs=len(default), default=default,
                                 metavar=("LOW", "HIGH"), help=help)
