@@ -120,6 +120,17 @@ TINY_RUN = dict(teacher_steps=3, distill_steps=2, batch_size=4, eval_every=2, ev
                 eval_reconstructions=1, checkpoint_every=1)
 
 
+def test_frozen_text_encoders_keep_their_weights_and_the_transformer_trains():
+    pipe = build_mini_pipeline(seed=0)
+    before = {name: {k: v.clone() for k, v in getattr(pipe, name).state_dict().items()}
+              for name in ("text_encoder", "text_encoder_2", "transformer")}
+    config = TrainConfig(**{**TINY_RUN, "distill_steps": 0, "train_text_encoders": False})
+    train_mini_flux(pipe, config, progress=False)
+    for name in ("text_encoder", "text_encoder_2"):
+        assert all(torch.equal(v, before[name][k]) for k, v in getattr(pipe, name).state_dict().items()), name
+    assert not all(torch.equal(v, before["transformer"][k]) for k, v in pipe.transformer.state_dict().items())
+
+
 def test_training_distils_a_guidance_embedding_and_saves_a_pipeline_that_edits_with_defaults(tmp_path):
     teacher = build_mini_pipeline(seed=0)
     pipe, record = train_mini_flux(teacher, TrainConfig(**TINY_RUN), progress=False)
