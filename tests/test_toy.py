@@ -72,7 +72,8 @@ def test_reflow_straightens_at_least_tenfold(toy_flows):
 
 
 def test_fireflow_matches_target_no_worse_than_euler_at_20_nfe(toy_flows):
-    result = compare_solvers(toy_flows.rf2, toy_flows.source, toy_flows.target, nfe=20)
+    result = compare_solvers(toy_flows.rf2, toy_flows.source, toy_flows.target, nfe=20, num_samples=1000,
+                             mass_samples=10_000, reference_steps=250, progress=False)
     rows = result["methods"]
     for method, row in rows.items():
         print(f"{method}: steps {row['steps']} NFE {row['nfe']} W2 {row['w2_to_target']:.3f} "
@@ -112,3 +113,18 @@ def test_demo_checks_every_option_before_training(tmp_path, capsys, monkeypatch)
     taken.write_text("{}")
     assert main(["demo", "--out", str(taken)]) == 2
     assert "is a file" in capsys.readouterr().err
+
+
+def test_trained_flows_are_cached_per_setting_and_reloaded(tmp_path, monkeypatch):
+    from fireflow_edu.toy import experiment
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    first = experiment.train_toy_flows(iterations=20, reflow_pairs=100, seed=3, progress=False)
+    assert len(list((tmp_path / "fireflow_edu" / "toy_flows").glob("*.pt"))) == 1
+    monkeypatch.setattr(experiment, "train_rectified_flow", lambda *a, **k: pytest.fail("trained again"))
+    again = experiment.train_toy_flows(iterations=20, reflow_pairs=100, seed=3, progress=False)
+    x = torch.randn(5, 2)
+    t = torch.full((5,), 0.5)
+    assert torch.equal(first.rf2(x, t), again.rf2(x, t)) and again.losses1 == first.losses1
+    with pytest.raises(pytest.fail.Exception, match="trained again"):  # another setting is another file
+        experiment.train_toy_flows(iterations=21, reflow_pairs=100, seed=3, progress=False)

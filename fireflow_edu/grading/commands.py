@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from .student import STUDENT
@@ -22,7 +23,7 @@ def run_grade(args) -> None:
     from .grader import grade_folder
 
     rows = grade_folder(args.submissions, args.assignment, args.out, timeout=args.timeout, memory_gb=args.memory_gb,
-                        seed=args.seed)
+                        seed=args.seed, jobs=args.jobs)
     for row in rows:
         print(f"{row['student']:<24} {row['score']}/{row['max_score']}  {row['reason']}")
     print(f"wrote {args.out}")
@@ -51,6 +52,9 @@ def _grade_command(grade) -> None:
     grade.add_argument("--out", type=Path, default=Path("grades.csv"), help="CSV to write (default grades.csv)")
     grade.add_argument("--timeout", type=int, default=120, help="seconds per notebook (default 120)")
     grade.add_argument("--memory-gb", type=float, default=4.0, help="address-space limit per notebook (default 4)")
+    grade.add_argument("--jobs", type=int, default=min(4, os.cpu_count() or 1),
+                       help="submissions graded at once, each in its own kernel under --memory-gb (default: the "
+                            "CPU count, at most 4)")
     grade.add_argument("--seed", type=int, default=None,
                        help="fix the secret inputs, to reproduce a grade (default: fresh for every submission)")
     grade.set_defaults(run=run_grade)

@@ -27,6 +27,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import nbformat
@@ -47,21 +48,17 @@ def _probe_cell(request: dict) -> nbformat.NotebookNode:
         f"__fireflow_probe['main'](globals(), {json.dumps(request)!r})")
 
 
-def execute(notebook_path: Path, executed_path: Path, cell_timeout: int) -> None:
-    """Run in the grading subprocess: execute the notebook in a kernel started in its folder, save the outputs."""
+def execute(notebook_path: Path, executed_path: Path, cell_timeout: int, memory_bytes: int) -> None:
+    """Run in the grading subprocess: limit its address space (the kernel it starts inherits the limit), execute
+    the notebook in a kernel started in its folder, save the outputs."""
     from nbclient import NotebookClient
 
+    resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
     notebook = nbformat.read(notebook_path, as_version=4)
     client = NotebookClient(notebook, timeout=cell_timeout, kernel_name="python3", allow_errors=True,
                             resources={"metadata": {"path": str(notebook_path.parent)}})
     client.execute()
     nbformat.write(notebook, executed_path)
-
-
-def _limit_memory(limit_bytes: int):
-    def apply() -> None:  # in the child before exec: the kernel it starts inherits the limit
-        resource.setrlimit(resource.RLIMIT_AS, (limit_bytes, limit_bytes))
-    return apply
 
 
 def _run_alone(notebook: nbformat.NotebookNode, timeout: int, memory_gb: float) -> tuple[object, str | None]:
@@ -71,10 +68,10 @@ def _run_alone(notebook: nbformat.NotebookNode, timeout: int, memory_gb: float) 
         private.mkdir()
         nbformat.write(notebook, private / "submission.ipynb")
         command = [sys.executable, "-m", "fireflow_edu.grading.grader", str(private / "submission.ipynb"),
-                   str(executed), str(timeout)]
+                   str(executed), str(timeout), str(int(memory_gb * 2**30))]
         # its own session, so a timeout kills the kernel the subprocess started as well
         process = subprocess.Popen(command, cwd=private, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                   start_new_session=True, preexec_fn=_limit_memory(int(memory_gb * 2**30)))
+                                   start_new_session=True)
         try:
             _, stderr = process.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -139,17 +136,21 @@ def grade_one(submission: Path, assignment: str, timeout: int, memory_gb: float 
 
 
 def grade_folder(folder: Path, assignment: str, out_csv: Path, timeout: int = 120, memory_gb: float = 4.0,
-                 seed: int | None = None) -> list[dict]:
+                 seed: int | None = None, jobs: int = 1) -> list[dict]:
     """Grade every ``*.ipynb`` in ``folder`` as ``assignment``; write ``out_csv``. ``seed`` fixes the secret
-    inputs (for reproducing a grade); by default each submission gets fresh ones."""
+    inputs (for reproducing a grade); by default each submission gets fresh ones. ``jobs`` submissions run at
+    once (each in its own kernel, each under ``memory_gb``); rows keep the submissions' sorted order."""
     assignment_exercises(assignment)
+    if jobs < 1:
+        raise ValueError(f"jobs must be 1 or more, got {jobs}")
     if not Path(folder).is_dir():
         raise FileNotFoundError(f"submissions folder {folder} not found")
     submissions = sorted(Path(folder).glob("*.ipynb"))
     if not submissions:
         raise FileNotFoundError(f"no .ipynb submissions in {folder}")
-    rows = [grade_one(path, assignment, timeout, memory_gb, None if seed is None else seed + i)
-            for i, path in enumerate(submissions)]
+    with ThreadPoolExecutor(jobs) as pool:  # the work is in the kernels' processes; threads only wait on them
+        rows = list(pool.map(lambda i: grade_one(submissions[i], assignment, timeout, memory_gb,
+                                                 None if seed is None else seed + i), range(len(submissions))))
     out_csv = Path(out_csv)
     out_csv.parent.mkdir(parents=True, exist_ok=True)
     with out_csv.open("w", newline="") as handle:
@@ -160,4 +161,4 @@ def grade_folder(folder: Path, assignment: str, out_csv: Path, timeout: int = 12
 
 
 if __name__ == "__main__":
-    execute(Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]))
+    execute(Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from ..analysis import rmse
+from ..config import cache_dir
 from ..schedules import uniform
 from ..solvers import expected_nfe, integrate, num_steps_for_nfe
 from .metrics import mode_mass_error, precision_recall, straightness, w2_distance, w2_exact_sampler, w2_floor
@@ -31,31 +35,57 @@ class ToyFlows:
 
 def train_toy_flows(iterations: int = 10_000, reflow_pairs: int = 10_000, seed: int = 0,
                     source: GaussianMixture | None = None, target: GaussianMixture | None = None,
-                    progress: bool = True, hidden: int = 256) -> ToyFlows:
+                    progress: bool = True, hidden: int = 256, cache: bool = True) -> ToyFlows:
     """Train 1-RF on independent pairs, then reflow it into 2-RF (both ``iterations`` Adam steps).
+
+    With ``cache``, flows on the default mixtures are saved in :func:`~fireflow_edu.config.cache_dir` under a key
+    of the arguments, the torch version and the training code, and loaded from there the next time: notebooks 02
+    and 03, the demo and the tests train each setting once per machine.
 
     ``hidden`` is 256, not the tutorial's 100: at width 100 longer training put *more* mass in the wrong mode
     (1-RF mode-mass error after 10,000 iterations 0.006-0.008 over three seeds, against 0.001-0.012 after
     2,000), and 2-RF inherits it; at width 256 it is 0.003-0.004 after 10,000 (``benchmarks/toy_mass_error.py``),
     and the demo's 2-RF goes from 0.017 after 2,000 iterations (``--fast``) to 0.003 after 10,000.
     """
+    path = _cache_path(iterations, reflow_pairs, seed, hidden) if cache and source is target is None else None
     source = source or default_source()
     target = target or default_target()
-    torch.manual_seed(seed)
-    rf1 = VelocityMLP(source.dim, hidden)
-    losses1 = train_rectified_flow(rf1, independent_pairs(source, target), iterations, seed=seed,
-                                   progress=progress, desc="1-RF")
-    rf2, losses2 = reflow(rf1, source, reflow_pairs, iterations, seed=seed, progress=progress)
+    if path is not None and path.exists():
+        saved = torch.load(path)
+        rf1, rf2 = VelocityMLP(source.dim, hidden), VelocityMLP(source.dim, hidden)
+        rf1.load_state_dict(saved["rf1"]), rf2.load_state_dict(saved["rf2"])
+        if progress:
+            print(f"1-RF and 2-RF ({iterations} iterations each) loaded from {path}, trained there before")
+        losses1, losses2 = saved["losses1"], saved["losses2"]
+    else:
+        torch.manual_seed(seed)
+        rf1 = VelocityMLP(source.dim, hidden)
+        losses1 = train_rectified_flow(rf1, independent_pairs(source, target), iterations, seed=seed,
+                                       progress=progress, desc="1-RF")
+        rf2, losses2 = reflow(rf1, source, reflow_pairs, iterations, seed=seed, progress=progress)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            torch.save({"rf1": rf1.state_dict(), "rf2": rf2.state_dict(), "losses1": losses1, "losses2": losses2},
+                       path.with_suffix(".tmp"))
+            path.with_suffix(".tmp").replace(path)  # a reader never sees half a file
     for model in (rf1, rf2):
         model.eval().requires_grad_(False)
     return ToyFlows(source, target, rf1, rf2, losses1, losses2)
 
 
+def _cache_path(iterations: int, reflow_pairs: int, seed: int, hidden: int) -> Path:
+    """The cache file of one training setting; the key changes with the code that trains (or draws the data)."""
+    key = hashlib.sha256(f"{iterations} {reflow_pairs} {seed} {hidden} {torch.__version__}".encode())
+    for module in ("model.py", "mixtures.py", "experiment.py"):
+        key.update((Path(__file__).parent / module).read_bytes())
+    return cache_dir() / "toy_flows" / f"{key.hexdigest()[:16]}.pt"
+
+
 @torch.no_grad()
 def compare_solvers(model, source: GaussianMixture, target: GaussianMixture, nfe: int = 20,
                     methods=FIGURE2_METHODS, num_samples: int = 2000, reference_steps: int = 1000,
-                    seed: int = 123, draws: int = 4, mass_samples: int = 60_000) -> dict:
-    """Run each method at (at most) ``nfe`` evaluations on the same noise samples.
+                    seed: int = 123, draws: int = 4, mass_samples: int = 60_000, progress: bool = True) -> dict:
+    """Run each method at (at most) ``nfe`` evaluations on the same noise samples (a progress bar per method).
 
     For each method returns steps, NFE used, W2 to a fresh target sample (mean and standard deviation over
     ``draws`` independent draws of noise and target: one draw's W2 varies by up to 2x with the mode counts),
@@ -72,7 +102,7 @@ def compare_solvers(model, source: GaussianMixture, target: GaussianMixture, nfe
     mass_noise = source.sample(mass_samples, generator, stratified=True)
     reference = integrate(model, x_noise, uniform(reference_steps), "midpoint").x
     rows, trajectories = {}, {}
-    for method in methods:
+    for method in tqdm(methods, desc="solvers measured", disable=not progress):
         steps = num_steps_for_nfe(method, nfe)
         result = integrate(model, x_noise, uniform(steps), method, record_trajectory=True)
         assert result.nfe == expected_nfe(method, steps)
