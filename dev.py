@@ -6,13 +6,16 @@
 
 Each command creates ``.venv`` beside this file if it is missing, installs ``requirements.txt``
 and the package (editable) into it when either file changed since the last install, and runs in
-it. A second run skips the install. Standard library only: it runs before anything is installed.
+it. A second run skips the install. ``test`` also installs Debian's ``chromium`` with apt-get when
+no Chromium is on PATH and apt-get can run (as root), for the tutorials' browser test. Standard
+library only: it runs before anything is installed.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -22,6 +25,7 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 STAMP = VENV / "fireflow_edu-installed.sha256"
 MIN_PYTHON = (3, 10)
+BROWSERS = ("chromium", "chromium-browser", "google-chrome")  # tests/conftest.py looks for the same names
 COMMANDS = {
     "demo": ["-m", "fireflow_edu", "demo"],
     "test": ["-m", "pytest"],
@@ -67,6 +71,24 @@ def ensure_environment() -> Path:
     return python
 
 
+def ensure_browser() -> None:
+    """Debian's Chromium for tests/test_browser.py, installed with apt-get when missing and possible; without
+    it that test is skipped and nbval runs the tutorials instead."""
+    if any(shutil.which(name) for name in BROWSERS):
+        return
+    if shutil.which("apt-get") is None or getattr(os, "geteuid", lambda: -1)() != 0:
+        print("dev.py: no Chromium here and no root apt-get to install it: the browser test will be skipped "
+              "(install Chromium yourself to run it)", file=sys.stderr)
+        return
+    print("dev.py: installing Debian's chromium for the browser test", file=sys.stderr)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "chromium"]):
+        if subprocess.call(command, cwd=ROOT, env=env) != 0:
+            print(f"dev.py: `{' '.join(command)}` failed (its message is above): the browser test will be skipped",
+                  file=sys.stderr)
+            return
+
+
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in COMMANDS:
         fail(f"usage: python3 dev.py {{{'|'.join(COMMANDS)}}} [options passed on]")
@@ -78,6 +100,7 @@ def main(argv: list[str]) -> int:
     env = dict(os.environ)
     if command == "test":
         env["FIREFLOW_EDU_FAST"] = "1"
+        ensure_browser()
     if command == "demo" and "--out" not in rest:
         rest = ["--out", "out/demo", *rest]
     return subprocess.call([str(python), *COMMANDS[command], *rest], cwd=ROOT, env=env)

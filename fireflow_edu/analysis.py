@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from .schedules import uniform
 from .solvers import SOLVERS, StepInfo, integrate
@@ -55,6 +56,7 @@ def error_vs_dt(
     invert: bool = False,
     exact: torch.Tensor | None = None,
     reference_steps: int = 4096,
+    progress: bool = True,
 ) -> dict:
     """Global error at the end of one pass against an exact or fine-step reference.
 
@@ -64,10 +66,12 @@ def error_vs_dt(
     ``dt`` (largest |h| of the grid), ``nfe`` and ``error`` (RMSE), plus the fitted
     log-log slopes ``order`` (error vs dt: 1 for euler, 2 for the others) and
     ``nfe_slope`` (error vs NFE, negative). Compare methods at equal NFE, not equal dt:
-    that is where FireFlow's single evaluation per step pays.
+    that is where FireFlow's single evaluation per step pays. ``progress``: a bar over the passes.
     """
+    bar = tqdm(total=len(methods) * len(step_counts) + (exact is None), desc="error vs dt", disable=not progress)
     if exact is None:
         exact = integrate(velocity, x, _grids(grid, reference_steps, invert), "midpoint").x
+        bar.update()
     results = {"step_counts": list(step_counts), "methods": {}}
     for method in methods:
         rows = {"steps": [], "dt": [], "nfe": [], "error": []}
@@ -78,9 +82,11 @@ def error_vs_dt(
             rows["dt"].append(float(timesteps.diff().abs().max()))
             rows["nfe"].append(result.nfe)
             rows["error"].append(rmse(result.x, exact))
+            bar.update()
         rows["order"] = fit_slope(rows["dt"], rows["error"])
         rows["nfe_slope"] = fit_slope(rows["nfe"], rows["error"])
         results["methods"][method] = rows
+    bar.close()
     return results
 
 
@@ -127,6 +133,7 @@ def round_trip_error(
     methods: Sequence[str] = ("euler", "rf_solver", "fireflow"),
     grid: Grid = uniform,
     decode: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    progress: bool = True,
 ) -> dict:
     """Invert data to noise, regenerate, and measure how far the result is from the start (Figures 4/7).
 
@@ -135,11 +142,12 @@ def round_trip_error(
     error is measured in (e.g. latents to RGB 0-255 pixels); identity by default.
     Returns per method ``steps``, ``nfe``, ``rmse``, ``median`` (the median sample's
     RMS error, robust to the few samples a learned flow sends across a boundary) and
-    ``order``, the slope of rmse vs steps.
+    ``order``, the slope of rmse vs steps. ``progress``: a bar over the round trips.
     """
     decode = decode or (lambda z: z)
     reference = decode(x_data)
     results = {"methods": {}}
+    bar = tqdm(total=len(methods) * len(step_counts), desc="round trips", disable=not progress)
     for method in methods:
         rows = {"steps": [], "nfe": [], "rmse": [], "median": []}
         for steps in step_counts:
@@ -150,6 +158,8 @@ def round_trip_error(
             reconstruction = decode(regeneration.x)
             rows["rmse"].append(rmse(reconstruction, reference))
             rows["median"].append(median_sample_rmse(reconstruction, reference))
+            bar.update()
         rows["order"] = -fit_slope(rows["steps"], rows["rmse"])
         results["methods"][method] = rows
+    bar.close()
     return results

@@ -30,26 +30,29 @@ def plot_transport(trajectory: torch.Tensor, target_sample: torch.Tensor, title:
     ax.scatter(*trajectory[0].T, s=3, alpha=0.3, color=SOURCE_COLOR, label=r"source $\pi_0$")
     ax.scatter(*trajectory[-1].T, s=3, alpha=0.4, color=GENERATED_COLOR, label="generated")
     step = max(1, trajectory.shape[1] // num_paths)
-    for path in trajectory[:, ::step].permute(1, 0, 2)[:num_paths]:
-        ax.plot(*path.T, color="black", linewidth=0.6, alpha=0.6)
+    for k, path in enumerate(trajectory[:, ::step].permute(1, 0, 2)[:num_paths]):
+        ax.plot(*path.T, color="black", linewidth=0.6, alpha=0.6, label="solver paths" if k == 0 else None)
     ax.set_title(title)
     ax.set_xlabel("$x_1$")
     ax.set_ylabel("$x_2$")
     ax.set_aspect("equal")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, fontsize=9, markerscale=3)  # off the modes
     return ax
 
 
 def plot_figure2(comparison: dict, axes=None):
     """The paper's Figure 2 from :func:`fireflow_edu.toy.experiment.compare_solvers`: one panel per method."""
     methods = list(comparison["trajectories"])
-    if axes is None:
-        _, axes = plt.subplots(1, len(methods), figsize=(4.5 * len(methods), 4.5), squeeze=False)
-        axes = axes[0]
+    if axes is None:  # two panels a row: each stays large enough to read at a notebook's width
+        rows = -(-len(methods) // 2)
+        _, grid = plt.subplots(rows, 2, figsize=(9, 4.5 * rows), squeeze=False)
+        for spare in grid.flat[len(methods):]:
+            spare.set_visible(False)
+        axes = grid.flat[:len(methods)]
     for ax, method in zip(axes, methods):
         row = comparison["methods"][method]
         title = f"{method}: {row['steps']} steps, NFE={row['nfe']}\nW2 to target {row['w2_to_target']:.2f}"
         plot_transport(comparison["trajectories"][method], comparison["target_sample"], title, ax=ax)
-    axes[0].legend(loc="lower left", fontsize=7, markerscale=3)
     return axes
 
 
@@ -65,7 +68,7 @@ def plot_error_curves(results: dict, x_key: str = "dt", y_key: str = "error", ax
     ax.set_xlabel({"dt": r"$\Delta t$", "nfe": "NFE", "steps": "steps"}.get(x_key, x_key))
     ax.set_ylabel(y_key.upper() if y_key == "rmse" else f"global {y_key}")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=9)
     return ax
 
 
@@ -76,5 +79,5 @@ def plot_reuse_error(reuse: dict, title: str = "", ax=None):
     ax.plot(reuse["step"], reuse["dt"], "s--", label=r"$\Delta t$")
     ax.set_xlabel("step")
     ax.set_title(title)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=9)
     return ax

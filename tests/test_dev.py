@@ -32,12 +32,13 @@ def dev(tmp_path, monkeypatch):
 
     monkeypatch.setattr(module.venv, "create", create)
     monkeypatch.setattr(module.subprocess, "call", call)
+    monkeypatch.setattr(module, "ensure_browser", lambda: module.calls.append("browser"))
     return module
 
 
 def test_first_run_sets_up_later_runs_reuse_until_requirements_change(dev, tmp_path):
     assert dev.main(["test", "-x"]) == 0
-    assert dev.calls == ["venv", "pip", "-m pytest -x"]
+    assert dev.calls == ["venv", "pip", "browser", "-m pytest -x"]
     dev.calls.clear()
     assert dev.main(["demo"]) == 0
     assert dev.calls == ["-m fireflow_edu demo --out out/demo"]  # nothing installed again
@@ -63,3 +64,22 @@ def test_a_failed_install_is_retried_next_time(dev, monkeypatch, capsys):
         dev.main(["test"])
     assert "installing requirements.txt failed" in capsys.readouterr().err
     assert not dev.STAMP.exists()
+
+
+def test_chromium_is_installed_with_apt_get_only_when_missing_and_possible(tmp_path, monkeypatch, capsys):
+    spec = importlib.util.spec_from_file_location("dev_browser", DEV)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    commands = []
+    monkeypatch.setattr(module.subprocess, "call", lambda command, cwd, env: commands.append(command) or 0)
+    monkeypatch.setattr(module.os, "geteuid", lambda: 0, raising=False)
+    monkeypatch.setattr(module.shutil, "which", lambda name: "/usr/bin/chromium" if name == "chromium" else None)
+    module.ensure_browser()
+    assert commands == []  # there already
+    monkeypatch.setattr(module.shutil, "which", lambda name: "/usr/bin/apt-get" if name == "apt-get" else None)
+    module.ensure_browser()
+    assert commands == [["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "chromium"]]
+    commands.clear()
+    monkeypatch.setattr(module.os, "geteuid", lambda: 1000, raising=False)
+    module.ensure_browser()
+    assert commands == [] and "browser test will be skipped" in capsys.readouterr().err

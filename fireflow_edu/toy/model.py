@@ -70,7 +70,7 @@ def train_rectified_flow(
     # visibly off in the crossing region, where 1-RF must average many directions.
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, iterations)
     losses = []
-    bar = tqdm(range(iterations), desc=desc, disable=not progress, leave=False)
+    bar = tqdm(range(iterations), desc=desc, disable=not progress)
     for _ in bar:
         x_noise, x_data = sample_pairs(batch_size, generator)
         loss = rectified_flow_loss(model, x_noise, x_data, generator)
