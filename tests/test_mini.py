@@ -12,7 +12,7 @@ from fireflow_edu.editing import edit, reconstruct
 from fireflow_edu.mini.benchmark import edit_cases, score_edit
 from fireflow_edu.mini.detect import check_scene, detect
 from fireflow_edu.mini.model import SHIPPED, build_mini_pipeline, load_mini_pipeline
-from fireflow_edu.mini.scenes import EDIT_KINDS, TEST_SEEDS, Scene, Shape, make_edit, random_scene
+from fireflow_edu.mini.scenes import EDIT_KINDS, GRID, RADII, SIZE, TEST_SEEDS, Scene, Shape, make_edit, random_scene
 from fireflow_edu.mini.train import call, chain_minutes, lineage, run_minutes, student_from, train_mini_flux
 from fireflow_edu.mini.train_config import AutoencoderConfig, TrainConfig
 from fireflow_edu.mini.vae import PixelShuffleVAE
@@ -29,6 +29,20 @@ def test_scenes_are_deterministic_and_captioned_by_the_grammar():
     image = scene.render()
     assert image.shape == (32, 32, 3) and image.dtype == np.uint8
     assert tuple(image[10, 10]) == (245, 140, 30) and tuple(image[0, 0]) == (128, 128, 128)
+
+
+def test_objects_stand_on_the_grid_inside_the_canvas_apart():
+    seen = set()
+    for seed in range(300):
+        objects = random_scene(seed).objects
+        for o in objects:
+            assert o.x % GRID == 0 and o.y % GRID == 0 and o.radius in RADII[len(objects)]
+            assert o.radius + 1.5 <= min(o.x, o.y) and max(o.x, o.y) <= SIZE - o.radius - 1.5
+            seen.add((len(objects), o.radius, o.x, o.y))
+        if len(objects) == 2:
+            a, b = objects
+            assert (a.x - b.x) ** 2 + (a.y - b.y) ** 2 > (a.radius + b.radius + 2) ** 2
+    assert {radius for _, radius, _, _ in seen} == set(RADII[1]) | set(RADII[2]) and len(seen) > 40
 
 
 @pytest.mark.parametrize("kind", EDIT_KINDS)
@@ -120,15 +134,16 @@ TINY_RUN = dict(teacher_steps=3, distill_steps=2, batch_size=4, eval_every=2, ev
                 eval_reconstructions=1, checkpoint_every=1)
 
 
-def test_frozen_text_encoders_keep_their_weights_and_the_transformer_trains():
+@pytest.mark.parametrize("train_text", [False, True])
+def test_text_encoders_train_only_when_asked_and_the_transformer_always(train_text):
     pipe = build_mini_pipeline(seed=0)
     before = {name: {k: v.clone() for k, v in getattr(pipe, name).state_dict().items()}
               for name in ("text_encoder", "text_encoder_2", "transformer")}
-    config = TrainConfig(**{**TINY_RUN, "distill_steps": 0, "train_text_encoders": False})
+    config = TrainConfig(**{**TINY_RUN, "distill_steps": 0, "train_text_encoders": train_text})
     train_mini_flux(pipe, config, progress=False)
-    for name in ("text_encoder", "text_encoder_2"):
-        assert all(torch.equal(v, before[name][k]) for k, v in getattr(pipe, name).state_dict().items()), name
-    assert not all(torch.equal(v, before["transformer"][k]) for k, v in pipe.transformer.state_dict().items())
+    unchanged = {name: all(torch.equal(v, before[name][k]) for k, v in getattr(pipe, name).state_dict().items())
+                 for name in before}
+    assert unchanged == {"text_encoder": not train_text, "text_encoder_2": not train_text, "transformer": False}
 
 
 def test_training_distils_a_guidance_embedding_and_saves_a_pipeline_that_edits_with_defaults(tmp_path):

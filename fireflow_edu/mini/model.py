@@ -1,8 +1,8 @@
 """The mini FLUX: a genuine diffusers FluxPipeline small enough to train on a laptop CPU.
 
 FluxTransformer2DModel (2 double-stream + 6 single-stream blocks, 4 heads x 32), CLIP and T5 text
-encoders of width 64 with word-level tokenizers over the scene grammar, and an autoencoder, in one of
-two designs:
+encoders of width 64 with word-level tokenizers over the scene grammar (the shipped model keeps them at their
+initial weights, as FLUX keeps its pretrained ones frozen), and an autoencoder, in one of two designs:
 
 - **latent** (the shipped one, as FLUX itself): a trained ``AutoencoderKL`` with 4x downsampling and 16
   latent channels (:mod:`fireflow_edu.mini.autoencoder`): a 32x32 render becomes a [16, 8, 8] latent, which

@@ -1,8 +1,10 @@
 """Procedurally rendered, captioned scenes with exact ground-truth edits.
 
 A scene is a background colour and one or two objects (shape, colour, centre,
-radius). Captions come from a small grammar: "a red circle on a white background",
-"a red circle and a blue star on a gray background". Everything is deterministic
+radius). Centres lie on a grid of ``GRID`` pixels, the autoencoder's downsampling
+factor (so an object's latent is the same pattern wherever it stands), and radii
+take a few sizes. Captions come from a small grammar: "a red circle on a white
+background", "a red circle and a blue star on a gray background". Everything is deterministic
 given a seed. For each edit kind (as in PIE-Bench: change object, change colour,
 change background, add object, remove object) the same layout is rendered before
 and after, giving the ground-truth edited image and the edit-region mask.
@@ -17,6 +19,8 @@ from matplotlib.path import Path as PolygonPath
 from scipy import ndimage
 
 SIZE = 32
+GRID = 4  # centre pitch in pixels (the mini FLUX autoencoder's downsampling factor)
+RADII = {1: (6.0, 7.0, 8.0), 2: (5.0, 6.0)}  # object radii in pixels by object count (two must fit side by side)
 OBJECT_COLORS = {"red": (220, 40, 40), "green": (40, 170, 60), "blue": (40, 80, 220),
                  "yellow": (240, 210, 40), "purple": (140, 60, 190), "orange": (245, 140, 30)}
 BACKGROUNDS = {"white": (245, 245, 245), "black": (20, 20, 20), "gray": (128, 128, 128), "pink": (255, 185, 205)}
@@ -80,11 +84,12 @@ class Scene:
         return image
 
 
-def _shape(rng: np.random.Generator, avoid: tuple[Shape, ...], radii: tuple[float, float],
+def _shape(rng: np.random.Generator, avoid: tuple[Shape, ...], radii: tuple[float, ...],
            size: int = SIZE) -> Shape | None:
     for _ in range(100):
-        radius = float(rng.uniform(*radii))
-        x, y = rng.uniform(radius + 1.5, size - radius - 1.5, 2)
+        radius = float(rng.choice(radii))
+        low, high = int(np.ceil((radius + 1.5) / GRID)), int((size - radius - 1.5) // GRID)
+        x, y = GRID * rng.integers(low, high + 1, 2)
         if all((x - o.x) ** 2 + (y - o.y) ** 2 > (radius + o.radius + 2) ** 2 for o in avoid):
             taken = {o.color for o in avoid}
             color = str(rng.choice([c for c in OBJECT_COLORS if c not in taken]))
@@ -97,9 +102,8 @@ def random_scene(seed: int, num_objects: int | None = None) -> Scene:
     rng = np.random.default_rng(seed)
     count = num_objects or int(rng.integers(1, 3))
     objects: tuple[Shape, ...] = ()
-    radii = (5.5, 8.5) if count == 1 else (4.5, 6.5)  # two objects must fit side by side
     while len(objects) < count:
-        placed = _shape(rng, objects, radii)
+        placed = _shape(rng, objects, RADII[count])
         objects = objects + (placed,) if placed is not None else ()  # no room left: lay out afresh
     return Scene(str(rng.choice(list(BACKGROUNDS))), objects)
 

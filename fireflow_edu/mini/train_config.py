@@ -19,13 +19,13 @@ def _option(default, help: str):
 class TrainConfig:
     """Every setting of a mini-FLUX training run (recorded in ``training.json``)."""
 
-    teacher_steps: int = _option(5000, "teacher AdamW steps")
-    distill_steps: int = _option(800, "distillation steps (0 keeps the teacher)")
+    teacher_steps: int = _option(8000, "teacher AdamW steps")
+    distill_steps: int = _option(600, "distillation steps (0 keeps the teacher)")
     batch_size: int = _option(64, "scenes per step")
     lr: float = _option(1e-3, "teacher peak learning rate")
     distill_lr: float = _option(1e-4, "student peak learning rate")
     warmup: int = _option(200, "learning-rate warm-up steps")
-    train_text_encoders: bool = _option(True, "train the CLIP and T5 encoders with the transformer (off: they keep "
+    train_text_encoders: bool = _option(False, "train the CLIP and T5 encoders with the transformer (off: they keep "
                                               "their initial weights, as FLUX keeps its pretrained ones frozen)")
     caption_dropout: float = _option(0.15, "share of captions replaced by the empty prompt")
     uniform_t: float = _option(0.25, "share of t drawn uniformly instead of logit-normal")
@@ -33,7 +33,7 @@ class TrainConfig:
     guidance_one_share: float = _option(0.5, "share of each distillation batch at guidance 1, the flow inversion "
                                              "follows")
     seed: int = _option(0, "random seed")
-    eval_every: int = _option(500, "steps between held-out evaluations")
+    eval_every: int = _option(1000, "steps between held-out evaluations")
     eval_captions: int = _option(128, "held-out captions per evaluation")
     eval_reconstructions: int = _option(24, "held-out renders reconstructed per evaluation")
     eval_guidance: float = _option(2.0, "guidance of the held-out text to image")
