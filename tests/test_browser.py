@@ -80,9 +80,11 @@ def lab(tmp_path_factory):
     folder = tmp_path_factory.mktemp("lab")
     for notebook in TUTORIALS:
         shutil.copy(notebook, folder)
-    settings = folder / ".settings" / "@jupyterlab" / "notebook-extension"
-    settings.mkdir(parents=True)
-    (settings / "tracker.jupyterlab-settings").write_text(json.dumps({"recordTiming": True}))
+    settings = folder / ".settings" / "@jupyterlab"
+    for extension, name, values in (("notebook-extension", "tracker", {"recordTiming": True}),
+                                    ("apputils-extension", "notification", {"fetchNews": "false"})):  # no news popup
+        (settings / extension).mkdir(parents=True)
+        (settings / extension / f"{name}.jupyterlab-settings").write_text(json.dumps(values))
     port, token = free_port(), "fireflow-edu-browser-test"
     env = {**os.environ, "FIREFLOW_EDU_FAST": "1", "JUPYTERLAB_SETTINGS_DIR": str(folder / ".settings"),
            "JUPYTERLAB_WORKSPACES_DIR": str(folder / ".workspaces")}  # the user's open tabs stay theirs
