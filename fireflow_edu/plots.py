@@ -36,7 +36,7 @@ def plot_transport(trajectory: torch.Tensor, target_sample: torch.Tensor, title:
     ax.set_xlabel("$x_1$")
     ax.set_ylabel("$x_2$")
     ax.set_aspect("equal")
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, fontsize=9, markerscale=3)  # off the modes
+    ax.legend(loc="center", fontsize=9, markerscale=3, framealpha=0.85)  # the middle of the mode ring is empty
     return ax
 
 
