@@ -35,6 +35,14 @@ def psnr(a, b) -> float:
     return float("inf") if np.array_equal(a, b) else float(peak_signal_noise_ratio(a, b, data_range=255.0))
 
 
+PSNR_CAP = 100.0  # dB an identical pair (inf) counts as when PSNRs are averaged
+
+
+def capped(db: float) -> float:
+    """A PSNR fit for a mean: identical images (inf dB) count as ``PSNR_CAP``."""
+    return min(db, PSNR_CAP)
+
+
 def masked_psnr(source, result, mask) -> float:
     """PSNR over the pixels where ``mask`` [H, W] is False: the background an edit should leave alone."""
     keep = ~np.asarray(mask, dtype=bool)

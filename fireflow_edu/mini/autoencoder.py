@@ -77,7 +77,7 @@ def evaluate_autoencoder(vae, num_scenes: int, seeds: range = VALIDATION_SEEDS) 
     ``all`` is the share of reconstructions the detector reads fully right; ``iou`` the mean over drawn
     objects of the best template IoU (renders themselves score about 0.98).
     """
-    from ..editing.metrics import psnr
+    from ..editing.metrics import capped, psnr
     from .detect import check_scene, detect
 
     was_training = vae.training
@@ -90,7 +90,7 @@ def evaluate_autoencoder(vae, num_scenes: int, seeds: range = VALIDATION_SEEDS) 
         for image, truth, scene in zip(images, reference, scenes):
             checks.append(check_scene(image, scene))
             ious += [o.iou for o in detect(image).objects]
-            psnrs.append(min(psnr(truth, image), 100.0))  # identical images (inf dB) count as 100 dB
+            psnrs.append(capped(psnr(truth, image)))
     vae.train(was_training)
     return {**{key: float(np.mean([c[key] for c in checks])) for key in checks[0]},
             "iou": float(np.mean(ious)), "psnr": float(np.mean(psnrs))}

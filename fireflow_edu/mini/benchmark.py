@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from ..editing.api import edit, generate, reconstruct
 from ..editing.boundary import model_adapter
-from ..editing.metrics import masked_psnr, psnr, rmse_255, ssim
+from ..editing.metrics import capped, masked_psnr, psnr, rmse_255, ssim
 from .detect import check_scene, detect
 from .scenes import EDIT_KINDS, SIZE, TEST_SEEDS, make_edit, random_scene
 
@@ -79,7 +79,7 @@ def reconstruction(pipe, num_images: int = 100, configs=RECONSTRUCTION, progress
                               progress=False)
             rows.append((out.nfe, out.metrics["psnr"], out.metrics["ssim"], out.metrics["rmse_255"],
                          -20 * np.log10(max(out.metrics["latent_rmse"], 1e-5))))
-        finite_psnr = [min(r[1], 100.0) for r in rows]  # identical images (inf dB) count as 100 dB
+        finite_psnr = [capped(r[1]) for r in rows]
         results[f"{method} {steps}"] = {"nfe": rows[0][0], "psnr": _mean(finite_psnr),
                                         "ssim": _mean([r[2] for r in rows]), "rmse_255": _mean([r[3] for r in rows]),
                                         "latent_db": _mean([r[4] for r in rows])}
@@ -94,7 +94,7 @@ def autoencoder_round_trip(pipe, num_images: int = 100) -> float:
     """Mean PSNR of the autoencoder alone (encode, decode) on the reconstruction scenes: the ceiling of any
     reconstruction's image PSNR (infinite for the pixel design, which is lossless; counted as 100 dB)."""
     adapter = model_adapter(pipe)
-    return _mean([min(psnr(s.render(), adapter.decode(adapter.encode_image(s.render()), SIZE, SIZE)), 100.0)
+    return _mean([capped(psnr(s.render(), adapter.decode(adapter.encode_image(s.render()), SIZE, SIZE)))
                   for s in reconstruction_scenes(num_images)])
 
 
@@ -106,8 +106,8 @@ def edit_cases(num_cases: int = 200) -> list:
 def score_edit(case, edited: np.ndarray) -> dict:
     """Preservation, fidelity to the ground truth, and success for one edited image."""
     source, truth = case.source.render(), case.target.render()
-    return {"background_psnr": min(masked_psnr(source, edited, case.mask), 100.0),
-            "psnr_to_truth": min(psnr(truth, edited), 100.0), "ssim_to_truth": ssim(truth, edited),
+    return {"background_psnr": capped(masked_psnr(source, edited, case.mask)),
+            "psnr_to_truth": capped(psnr(truth, edited)), "ssim_to_truth": ssim(truth, edited),
             "rmse_to_truth": rmse_255(truth, edited), "success": float(check_scene(edited, case.target)["all"])}
 
 

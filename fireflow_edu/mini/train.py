@@ -117,6 +117,7 @@ def evaluate(pipe, transformer, num_captions: int, num_reconstructions: int, gui
     alone (guidance 1), as inversion does.
     """
     from ..editing.api import reconstruct
+    from ..editing.metrics import capped
 
     scenes = [random_scene(VALIDATION_SEEDS[i]) for i in range(num_captions)]
     with _evaluating(pipe, transformer):
@@ -134,7 +135,7 @@ def evaluate(pipe, transformer, num_captions: int, num_reconstructions: int, gui
         x = integrate(velocity, noise, flux_schedule(steps, img_ids.shape[0]), "fireflow").x
         checks = [check_scene(decode_latents(pipe, x[i:i + 1], SIZE, SIZE), s) for i, s in enumerate(scenes)]
         held_out = [random_scene(VALIDATION_SEEDS[10_000 + i]) for i in range(num_reconstructions)]
-        psnrs = [min(reconstruct(pipe, s.render(), s.caption, steps=8, progress=False).metrics["psnr"], 100.0) for s in held_out]
+        psnrs = [capped(reconstruct(pipe, s.render(), s.caption, steps=8, progress=False).metrics["psnr"]) for s in held_out]
     return {**{key: float(np.mean([c[key] for c in checks])) for key in checks[0]},
             "reconstruction_psnr": float(np.mean(psnrs)), "worst_reconstruction_psnr": float(np.min(psnrs))}
 
