@@ -134,6 +134,8 @@ def make_pipeline(device):
 
 batch.read_cases = spy
 batch.run_cases(cases, out, make_pipeline, steps=2)
+import torch.distributed
+(out / f"ended.rank{rank}").write_text(str(not torch.distributed.is_initialized()))
 """
 
 
@@ -158,6 +160,8 @@ def test_batch_runner_shards_across_two_processes(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["processes"] == 2 and summary["cases"] == 2 and summary["failed"] == 1
     assert not list(out.glob("results.rank*"))  # results travel through accelerate, not per-rank files
+    # every rank leaves the process group once all are done: none exits while another still talks to it
+    assert [(out / f"ended.rank{r}").read_text() for r in (0, 1)] == ["True", "True"]
 
 
 def test_the_shipped_mini_flux_runs_from_the_command_line_with_default_arguments(tmp_path):

@@ -81,17 +81,17 @@ def summarize(rows: list[dict]) -> dict:
 def run_cases(cases_path: Path, out: Path, make_pipeline: Callable, **settings) -> dict | None:
     """Shard the cases over the processes (:class:`~fireflow_edu.editing.sharding.Shards`); returns the summary on
     the main process, else None. ``make_pipeline(device)`` loads the pipeline onto that device."""
-    shards = Shards()
-    cases = shards.decide(lambda: read_cases(cases_path))
-    pipe = make_pipeline(shards.device)
-    rows = []
-    for case in shards.share(cases):
-        try:
-            row = edit_case(pipe, case, Path(cases_path).parent, **settings)
-        except (ValueError, OSError) as error:  # one bad case must not stop the others: it is reported
-            row = {"id": case["id"], "error": f"{type(error).__name__}: {error}"}
-        rows.append({**row, "process": shards.index})
-    rows = shards.gather(rows)
+    with Shards() as shards:
+        cases = shards.decide(lambda: read_cases(cases_path))
+        pipe = make_pipeline(shards.device)
+        rows = []
+        for case in shards.share(cases):
+            try:
+                row = edit_case(pipe, case, Path(cases_path).parent, **settings)
+            except (ValueError, OSError) as error:  # one bad case must not stop the others: it is reported
+                row = {"id": case["id"], "error": f"{type(error).__name__}: {error}"}
+            rows.append({**row, "process": shards.index})
+        rows = shards.gather(rows)
     if not shards.is_main:
         return None
     write_jsonl(Path(out) / "results.jsonl", rows)

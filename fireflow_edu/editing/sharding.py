@@ -7,7 +7,9 @@ The order matters on a multi-GPU machine, and :class:`Shards` keeps it:
 2. the to-do list is decided once, on the main process, and broadcast: ranks that start late, or that
    would read a folder another rank is already writing to, still agree on who does what;
 3. each rank takes a contiguous share (:meth:`Shards.share`) and results come back to the main process
-   through accelerate's ``gather_object``, not through files.
+   through accelerate's ``gather_object``, not through files;
+4. leaving the ``with Shards() as shards:`` block waits for every rank and ends the process group, so no rank
+   exits while another still talks to it (gloo and NCCL abort such a rank at exit).
 
 A plain ``python -m`` run is one process that does every case.
 """
@@ -21,12 +23,23 @@ import torch
 
 
 class Shards:
-    """This process's place among the ranks of a run: device, index, count, and the collective steps."""
+    """This process's place among the ranks of a run: device, index, count, and the collective steps.
+
+    Use it as a context manager: ``with Shards() as shards: ...``.
+    """
 
     def __init__(self):
         from accelerate import PartialState
 
         self.state = PartialState(cpu=not torch.cuda.is_available())  # gloo on CPU, NCCL on GPUs
+
+    def __enter__(self) -> Shards:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self.count > 1:
+            self.state.wait_for_everyone()
+            self.state.destroy_process_group()
 
     @property
     def device(self) -> torch.device:

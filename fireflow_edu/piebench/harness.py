@@ -156,20 +156,21 @@ def run_piebench(data: Path, out: Path, make_pipeline: Callable, make_scorer: Ca
     from ..editing.sharding import Shards
 
     out = Path(out)
-    shards = Shards()
     def plan():
         cases = read_piebench(data)
         return cases, [case for case in cases if not (out / "cases" / f"{case.key}.json").exists()]
 
-    cases, todo = shards.decide(plan)
-    pipe, scorer = make_pipeline(shards.device), make_scorer(shards.device)
-    errors = []
-    for case in tqdm(shards.share(todo), desc="PIE-Bench", disable=not progress):
-        try:
-            edit_piebench_case(pipe, case, scorer, out, **settings)
-        except (ValueError, OSError) as error:  # one bad case must not stop the others: it is reported
-            errors.append({"key": case.key, "error": f"{type(error).__name__}: {error}", "process": shards.index})
-    failed = shards.gather(errors)
+    with Shards() as shards:
+        cases, todo = shards.decide(plan)
+        pipe, scorer = make_pipeline(shards.device), make_scorer(shards.device)
+        errors = []
+        for case in tqdm(shards.share(todo), desc="PIE-Bench", disable=not progress):
+            try:
+                edit_piebench_case(pipe, case, scorer, out, **settings)
+            except (ValueError, OSError) as error:  # one bad case must not stop the others: it is reported
+                errors.append({"key": case.key, "error": f"{type(error).__name__}: {error}",
+                               "process": shards.index})
+        failed = shards.gather(errors)
     if not shards.is_main:
         return None
     write_jsonl(out / "errors.jsonl", failed)
