@@ -127,15 +127,31 @@ def run_all_cells(page, timeout_s: float) -> list[str]:
     page.click(".lm-MenuBar-itemLabel >> text=Run")
     page.click(".lm-Menu-itemLabel >> text='Run All Cells'")
     running = page.locator(".jp-CodeCell .jp-InputPrompt", has_text="[*]")
-    page.wait_for_timeout(1000)
+    page.wait_for_timeout(500)
     deadline = time.monotonic() + timeout_s
     while running.count():
         if time.monotonic() > deadline:
             pytest.fail(f"cells still running after {timeout_s} s")
-        page.wait_for_timeout(1000)
+        page.wait_for_timeout(250)
     page.wait_for_selector("#jp-main-statusbar >> text=Idle", timeout=60_000)
     never = page.locator(".jp-CodeCell .jp-InputPrompt", has_text="[ ]").count()
     return [f"{never} code cells never ran"] if never else []
+
+
+def save_from_file_menu(page, path: Path, timeout_s: float = 30):
+    """File > Save, then the notebook as saved once it holds run cells (None if it never does)."""
+    page.click(".lm-MenuBar-itemLabel >> text=File")
+    page.click(".lm-Menu-itemLabel >> text=/^Save( Notebook)?$/")
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            saved = nbformat.read(path, as_version=4)
+        except (ValueError, OSError):  # caught halfway through the write
+            saved = None
+        if saved and any(c.get("execution_count") for c in saved.cells if c.cell_type == "code"):
+            return saved
+        page.wait_for_timeout(250)
+    return None
 
 
 def errors(notebook) -> list[str]:
@@ -211,12 +227,10 @@ def test_tutorial_in_jupyterlab(notebook, lab, browser):
         problems = run_all_cells(page, RUN_TIMEOUT_S)
         seconds = time.monotonic() - started
         problems += check_interactive_figures(page)
-        page.click(".lm-MenuBar-itemLabel >> text=File")
-        page.click(".lm-Menu-itemLabel >> text=/^Save( Notebook)?$/")
-        page.wait_for_timeout(2000)
-        saved = nbformat.read(lab.folder / notebook.name, as_version=4)
-        if not any(c.get("execution_count") for c in saved.cells if c.cell_type == "code"):
+        saved = save_from_file_menu(page, lab.folder / notebook.name)
+        if saved is None:
             problems.append("the saved notebook holds no run cells: saving from the File menu failed")
+            saved = nbformat.read(lab.folder / notebook.name, as_version=4)
         problems += errors(saved)
         if page.locator("text=Error displaying widget").count():
             problems.append("'Error displaying widget' on the page")
