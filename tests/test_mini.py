@@ -254,6 +254,14 @@ def test_data_check_the_shipped_model_fits_its_budgets():
     assert chain_minutes(record) <= 8 * 60  # on 2 CPU cores, every run it was built from included
 
 
+def test_data_check_the_readme_shows_the_recorded_mini_bench_tables():
+    """The README's mini FLUX tables are ``mini-bench --markdown benchmarks/mini_flux.json``, not typed by hand."""
+    from fireflow_edu.mini.benchmark import markdown_tables
+
+    results = json.loads((ROOT / "benchmarks" / "mini_flux.json").read_text())
+    assert markdown_tables(results) in (ROOT / "README.md").read_text()
+
+
 def test_data_check_the_committed_autoencoder_round_trips_held_out_renders_so_the_detector_reads_them():
     """The trained autoencoder in data/ (the latent mini FLUX's): what the detector reads back after it."""
     from fireflow_edu.flux.latents import decode_latents, encode_image
