@@ -279,7 +279,7 @@ def test_shipped_model_reconstructs_held_out_scenes_better_with_fireflow_at_equa
                                     progress=False).metrics["psnr"] for s in scenes])
             for m, n in (("euler", 9), ("fireflow", 8))}
     print(psnr)
-    assert psnr["fireflow"] > psnr["euler"] + 3 and psnr["fireflow"] > 35
+    assert psnr["fireflow"] > psnr["euler"] + 10 and psnr["fireflow"] > 35
 
 
 def test_shipped_model_edits_held_out_cases_above_floors(shipped):
@@ -290,18 +290,19 @@ def test_shipped_model_edits_held_out_cases_above_floors(shipped):
     success = np.mean([s["success"] for s in scores])
     background = np.mean([s["background_psnr"] for s in scores])
     print(f"success {success:.2f}, background PSNR {background:.2f}")
-    # measured: 0.35 and 22.1 dB on these 20 cases; mini-bench's 200 cases 30.0% and 23.6 dB
-    assert success >= 0.2 and background >= 20
+    # floors below what mini-bench's 200 cases give the shipped model (benchmarks/mini_flux.json): 20 cases vary
+    assert success >= 0.4 and background >= 21
 
 
-def test_shipped_model_follows_captions_for_background_and_colour(shipped):
+def test_shipped_model_follows_captions_for_background_colour_and_shape(shipped):
     from fireflow_edu.editing import generate
 
     scenes = [random_scene(TEST_SEEDS[i]) for i in range(10)]
     checks = [check_scene(np.asarray(generate(shipped, s.caption, 32, 32, steps=10, seed=i)[0]), s)
               for i, s in enumerate(scenes)]
     assert np.mean([c["background"] for c in checks]) >= 0.9
-    assert np.mean([c["colors"] for c in checks]) >= 0.5
+    assert np.mean([c["colors"] for c in checks]) >= 0.6
+    assert np.mean([c["shapes"] for c in checks]) >= 0.3  # chance: at most 0.25 (four shapes)
 
 
 def test_mini_commands_keep_the_shipped_model_and_existing_results(tmp_path, capsys):
