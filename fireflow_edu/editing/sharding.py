@@ -36,9 +36,10 @@ class Shards:
     def __enter__(self) -> Shards:
         return self
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, exc_type, *_) -> None:
         if self.count > 1:
-            self.state.wait_for_everyone()
+            if exc_type is None:  # a rank that failed must not wait for the others: its launcher stops them
+                self.state.wait_for_everyone()
             self.state.destroy_process_group()
 
     @property
