@@ -1,6 +1,7 @@
 """The FLUX command line and the batch runner, on the tiny model."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -139,6 +140,15 @@ import torch.distributed
 """
 
 
+def aborted_in_teardown_after_finishing(run, out: Path) -> bool:
+    """Rank 0 of this gloo run on CPU has, now and then, aborted in interpreter teardown ("terminate called
+    without an active exception", SIGABRT) after every rank had finished, written its results and left the
+    process group: 2 of 7 clean-clone suite runs under load, none of 16 runs of the script alone. That is torch's
+    exit (pytorch/pytorch#190489 reports the same abort), not the sharding this test checks; anything else fails."""
+    ended = all((out / f"ended.rank{r}").exists() and (out / f"ended.rank{r}").read_text() == "True" for r in (0, 1))
+    return ended and "terminate called without an active exception" in run.stderr and "exitcode  : -6" in run.stderr
+
+
 def test_batch_runner_shards_across_two_processes(tmp_path):
     # torchrun starts ranks the way accelerate's multi-process launcher does; on CPU the ranks use gloo.
     cases, out = _cases(tmp_path), tmp_path / "out"
@@ -146,8 +156,9 @@ def test_batch_runner_shards_across_two_processes(tmp_path):
     (tmp_path / "sharded_run.py").write_text(SHARDED_RUN)
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
                str(tmp_path / "sharded_run.py"), str(cases), str(out)]
-    run = subprocess.run(command, capture_output=True, text=True, timeout=300)
-    assert run.returncode == 0, run.stderr[-3000:]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "PYTHONFAULTHANDLER": "1"})  # an abort prints every thread's stack
+    assert run.returncode == 0 or aborted_in_teardown_after_finishing(run, out), run.stderr[-3000:]
     assert sorted(p.name for p in out.glob("read.rank*")) == ["read.rank0"]  # the list is decided once, on rank 0
     # each rank loads its pipeline straight onto the device PartialState gave it (a CPU here, cuda:R on GPUs)
     for r in (0, 1):
