@@ -122,17 +122,24 @@ def browser():
         instance.close()
 
 
+def poll(page, check, timeout_s: float, every_ms: int = 250):
+    """``check()``'s first truthy value, asked every ``every_ms`` until ``timeout_s`` has passed; None if none."""
+    deadline = time.monotonic() + timeout_s
+    while not (value := check()):
+        if time.monotonic() > deadline:
+            return None
+        page.wait_for_timeout(every_ms)
+    return value
+
+
 def run_all_cells(page, timeout_s: float) -> list[str]:
     """Run > Run All Cells, wait until no cell is queued or running; the cells that never ran (after an error)."""
     page.click(".lm-MenuBar-itemLabel >> text=Run")
     page.click(".lm-Menu-itemLabel >> text='Run All Cells'")
     running = page.locator(".jp-CodeCell .jp-InputPrompt", has_text="[*]")
     page.wait_for_timeout(500)
-    deadline = time.monotonic() + timeout_s
-    while running.count():
-        if time.monotonic() > deadline:
-            pytest.fail(f"cells still running after {timeout_s} s")
-        page.wait_for_timeout(250)
+    if poll(page, lambda: not running.count(), timeout_s) is None:
+        pytest.fail(f"cells still running after {timeout_s} s")
     page.wait_for_selector("#jp-main-statusbar >> text=Idle", timeout=60_000)
     never = page.locator(".jp-CodeCell .jp-InputPrompt", has_text="[ ]").count()
     return [f"{never} code cells never ran"] if never else []
@@ -142,16 +149,15 @@ def save_from_file_menu(page, path: Path, timeout_s: float = 30):
     """File > Save, then the notebook as saved once it holds run cells (None if it never does)."""
     page.click(".lm-MenuBar-itemLabel >> text=File")
     page.click(".lm-Menu-itemLabel >> text=/^Save( Notebook)?$/")
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+
+    def saved_with_run_cells():
         try:
             saved = nbformat.read(path, as_version=4)
         except (ValueError, OSError):  # caught halfway through the write
-            saved = None
-        if saved and any(c.get("execution_count") for c in saved.cells if c.cell_type == "code"):
-            return saved
-        page.wait_for_timeout(250)
-    return None
+            return None
+        return saved if any(c.get("execution_count") for c in saved.cells if c.cell_type == "code") else None
+
+    return poll(page, saved_with_run_cells, timeout_s)
 
 
 def errors(notebook) -> list[str]:
@@ -180,13 +186,12 @@ def figure_source(interact) -> str:
 
 
 def wait_for_redraw(interact, before: str, timeout_s: float = 120) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        images = interact.locator(".widget-output img")
-        if images.count() and images.first.get_attribute("src") != before:
-            return True
-        interact.page.wait_for_timeout(500)
-    return False
+    images = interact.locator(".widget-output img")
+
+    def redrawn():
+        return images.count() and images.first.get_attribute("src") != before
+
+    return bool(poll(interact.page, redrawn, timeout_s, every_ms=500))
 
 
 def check_interactive_figures(page) -> list[str]:
