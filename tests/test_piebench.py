@@ -180,3 +180,11 @@ def test_piebench_scores_the_saved_jpeg_as_the_reference_formula_does(tmp_path):
 def test_piebench_command_checks_its_folders_first(tmp_path, capsys):
     assert main(["piebench", "--data", str(tmp_path), "--model", "mini", "--out", str(tmp_path / "o")]) == 2
     assert "mapping_file.json not found" in capsys.readouterr().err
+
+
+def test_data_check_the_readme_shows_the_recorded_mini_piebench_table(capsys):
+    """The README's mini PIE-Bench table is ``piebench --markdown benchmarks/mini_piebench.json``, not typed by hand."""
+    main(["piebench", "--markdown", str(ROOT / "benchmarks" / "mini_piebench.json")])
+    table = capsys.readouterr().out.strip()
+    assert table.startswith("| editing type | cases | PSNR |") and "| **all** | 50 |" in table
+    assert table in (ROOT / "README.md").read_text()

@@ -8,10 +8,18 @@ from ..editing.commands import edit_options, model_options, pipeline_from_option
 
 
 def run_piebench(args) -> None:
+    import json
+
     from ..reporting import terminal_progress
     from .harness import format_piebench, run_piebench
     from .metrics import PieBenchScorer
 
+    if args.markdown is not None:  # the table of a finished run: nothing to edit
+        print(format_piebench(json.loads(args.markdown.read_text()), hide_absent=True, markdown=True))
+        return
+    if args.data is None or args.out is None:
+        raise ValueError("piebench needs --data (a PIE-Bench folder) and --out (a folder for the edits), "
+                         "or --markdown SUMMARY_JSON to print a finished run's table")
     if args.out.exists() and not args.out.is_dir():
         raise ValueError(f"--out {args.out} is a file; give a folder (it holds the edited images, cases/, summary.json)")
     if args.out.resolve() == args.data.resolve():
@@ -31,8 +39,11 @@ def _piebench_command(piebench) -> None:
                             "(mapping_file.json + annotation_images/), scores it with the reference's metrics and "
                             "prints the per-type table. Resumable: cases already in OUT/cases are skipped. Run "
                             "under `accelerate launch -m fireflow_edu piebench ...` to shard.")
-    piebench.add_argument("--data", type=Path, required=True, help="PIE-Bench folder")
-    piebench.add_argument("--out", type=Path, required=True, help="output folder")
+    piebench.add_argument("--data", type=Path, default=None, help="PIE-Bench folder (required to run)")
+    piebench.add_argument("--out", type=Path, default=None, help="output folder (required to run)")
+    piebench.add_argument("--markdown", type=Path, default=None, metavar="SUMMARY_JSON",
+                          help="print a finished run's table (its summary.json) as Markdown, metrics absent "
+                               "everywhere left out, instead of running")
     piebench.add_argument("--clip", type=Path, default=None,
                           help="local CLIP ViT-L/14 folder (default: the Hugging Face cache)")
     piebench.add_argument("--dino", type=Path, default=None,

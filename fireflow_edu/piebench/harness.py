@@ -199,17 +199,23 @@ def summarize(rows: list[dict]) -> dict:
             "all": means(rows) if rows else {"cases": 0}}
 
 
-def format_piebench(summary: dict, hide_absent: bool = False) -> str:
+def format_piebench(summary: dict, hide_absent: bool = False, markdown: bool = False) -> str:
     """The per-type table as text, one row per editing type and one for all cases.
 
-    ``hide_absent`` leaves out the metrics absent everywhere (a narrower table; ``summary["absent"]`` says why).
+    ``hide_absent`` leaves out the metrics absent everywhere (a narrower table; ``summary["absent"]`` says why);
+    ``markdown`` writes it as a Markdown table (the README's, from a saved ``summary.json``).
     """
     columns = [c for c in COLUMNS if not (hide_absent and summary["all"].get(c[0]) is None)]
-    head = f"{'editing type':<18} {'cases':>5} " + " ".join(f"{title:>14}" for _, _, title in columns)
-    lines = [head]
-    for name, row in [*((EDITING_TYPES[t], r) for t, r in summary["by_type"].items()), ("all", summary["all"])]:
-        cells = " ".join(f"{'absent':>14}" if row.get(m) is None else f"{row[m]:>14.2f}" for m, _, _ in columns)
-        lines.append(f"{name:<18} {row['cases']:>5} {cells}")
+    all_cases = "**all**" if markdown else "all"
+    named = [*((EDITING_TYPES[t], r) for t, r in summary["by_type"].items()), (all_cases, summary["all"])]
+    rows = [["editing type", "cases", *(title for _, _, title in columns)]]
+    rows += [[name, str(row["cases"]), *("absent" if row.get(m) is None else f"{row[m]:.2f}" for m, _, _ in columns)]
+             for name, row in named]
+    if markdown:
+        lines = ["| " + " | ".join(cells) + " |" for cells in rows]
+        lines.insert(1, "|" + "---|" * len(rows[0]))
+    else:
+        lines = [f"{name:<18} {cases:>5} " + " ".join(f"{cell:>14}" for cell in cells) for name, cases, *cells in rows]
     if summary.get("failed"):
         lines.append(f"failed cases (see errors.jsonl): {', '.join(summary['failed'])}")
     return "\n".join(lines)
