@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 STAMP = VENV / "fireflow_edu-installed.sha256"
 MIN_PYTHON = (3, 10)
-BROWSERS = ("chromium", "chromium-browser", "google-chrome")  # tests/conftest.py looks for the same names
+BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 COMMANDS = {
     "demo": ["-m", "fireflow_edu", "demo"],
     "test": ["-m", "pytest"],
@@ -71,10 +71,15 @@ def ensure_environment() -> Path:
     return python
 
 
+def chromium() -> str | None:
+    """A Chromium-based browser on PATH, for tests/test_browser.py (tests/conftest.py asks here too)."""
+    return next(filter(None, map(shutil.which, BROWSERS)), None)
+
+
 def ensure_browser() -> None:
     """Debian's Chromium for tests/test_browser.py, installed with apt-get when missing and possible; without
     it that test is skipped and nbval runs the tutorials instead."""
-    if any(shutil.which(name) for name in BROWSERS):
+    if chromium() is not None:
         return
     if shutil.which("apt-get") is None or getattr(os, "geteuid", lambda: -1)() != 0:
         print("dev.py: no Chromium here and no root apt-get to install it: the browser test will be skipped "

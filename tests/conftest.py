@@ -1,14 +1,24 @@
-import shutil
+import importlib.util
+from pathlib import Path
 
 import pytest
 import torch
 
-BROWSERS = ("chromium", "chromium-browser", "google-chrome")  # dev.py installs Debian's chromium
+DEV = Path(__file__).resolve().parent.parent / "dev.py"
+
+
+def load_dev():
+    """A fresh copy of dev.py, the README's commands (standard library only, run before any install, so a file
+    beside the package rather than a module of it)."""
+    spec = importlib.util.spec_from_file_location("dev", DEV)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def chromium() -> str | None:
-    """A Chromium-based browser on PATH, for tests/test_browser.py."""
-    return next(filter(None, map(shutil.which, BROWSERS)), None)
+    """The browser dev.py installs and looks for, for tests/test_browser.py."""
+    return load_dev().chromium()
 
 
 def browser_test_can_run() -> bool:

@@ -1,19 +1,14 @@
 """dev.py, the README's two set-up-and-run commands: the environment is made once and reinstalled only on change."""
 
-import importlib.util
 import sys
-from pathlib import Path
 
 import pytest
-
-DEV = Path(__file__).resolve().parent.parent / "dev.py"
+from conftest import load_dev
 
 
 @pytest.fixture
 def dev(tmp_path, monkeypatch):
-    spec = importlib.util.spec_from_file_location("dev", DEV)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_dev()
     for name in ("requirements.txt", "pyproject.toml"):
         (tmp_path / name).write_text(f"{name} v1\n")
     monkeypatch.setattr(module, "ROOT", tmp_path)
@@ -67,9 +62,7 @@ def test_a_failed_install_is_retried_next_time(dev, monkeypatch, capsys):
 
 
 def test_chromium_is_installed_with_apt_get_only_when_missing_and_possible(tmp_path, monkeypatch, capsys):
-    spec = importlib.util.spec_from_file_location("dev_browser", DEV)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_dev()
     commands = []
     monkeypatch.setattr(module.subprocess, "call", lambda command, cwd, env: commands.append(command) or 0)
     monkeypatch.setattr(module.os, "geteuid", lambda: 0, raising=False)
