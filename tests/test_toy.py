@@ -128,3 +128,20 @@ def test_trained_flows_are_cached_per_setting_and_reloaded(tmp_path, monkeypatch
     assert torch.equal(first.rf2(x, t), again.rf2(x, t)) and again.losses1 == first.losses1
     with pytest.raises(pytest.fail.Exception, match="trained again"):  # another setting is another file
         experiment.train_toy_flows(iterations=21, reflow_pairs=100, seed=3, progress=False)
+
+
+def test_flows_asked_for_twice_at_once_are_trained_once(tmp_path, monkeypatch):
+    """Two notebooks (or test workers) starting together: the second waits on the cache's lock and loads."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from fireflow_edu.toy import experiment
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    trained, train = [], experiment.train_rectified_flow
+    monkeypatch.setattr(experiment, "train_rectified_flow", lambda *a, **k: trained.append(1) or train(*a, **k))
+    with ThreadPoolExecutor(2) as pool:
+        first, second = pool.map(lambda _: experiment.train_toy_flows(iterations=20, reflow_pairs=100, seed=3,
+                                                                       progress=False), range(2))
+    assert len(trained) == 1  # 1-RF (and then its reflow) trained by one of the two
+    x, t = torch.randn(5, 2), torch.full((5,), 0.5)
+    assert torch.equal(first.rf2(x, t), second.rf2(x, t))

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from filelock import FileLock
 from tqdm import tqdm
 
 from ..analysis import rmse
@@ -41,7 +42,8 @@ def train_toy_flows(iterations: int = 10_000, reflow_pairs: int = 10_000, seed: 
 
     With ``cache``, flows on the default mixtures are saved in :func:`~fireflow_edu.config.cache_dir` under a key
     of the arguments, the torch version and the training code, and loaded from there the next time: notebooks 02
-    and 03, the demo and the tests train each setting once per machine.
+    and 03, the demo and the tests train each setting once per machine, also when they ask at the same time (a
+    file lock: the second waits for the first).
 
     ``hidden`` is 256, not the tutorial's 100: at width 100 longer training put *more* mass in the wrong mode
     (1-RF mode-mass error after 10,000 iterations 0.006-0.008 over three seeds, against 0.001-0.012 after
@@ -51,33 +53,43 @@ def train_toy_flows(iterations: int = 10_000, reflow_pairs: int = 10_000, seed: 
     path = _cache_path(iterations, reflow_pairs, seed, hidden) if cache and source is target is None else None
     source = source or default_source()
     target = target or default_target()
-    if path is not None and path.exists():
-        saved = torch.load(path)
-        rf1, rf2 = VelocityMLP(source.dim, hidden), VelocityMLP(source.dim, hidden)
-        rf1.load_state_dict(saved["rf1"]), rf2.load_state_dict(saved["rf2"])
-        if progress:
-            print(f"1-RF and 2-RF ({iterations} iterations each) loaded from {path}, trained there before")
-        losses1, losses2 = saved["losses1"], saved["losses2"]
+    if path is None:
+        rf1, rf2, losses1, losses2 = _train(source, target, iterations, reflow_pairs, seed, hidden, progress)
     else:
-        torch.manual_seed(seed)
-        rf1 = VelocityMLP(source.dim, hidden)
-        losses1 = train_rectified_flow(rf1, independent_pairs(source, target), iterations, seed=seed,
-                                       progress=progress, desc="1-RF")
-        rf2, losses2 = reflow(rf1, source, reflow_pairs, iterations, seed=seed, progress=progress)
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            torch.save({"rf1": rf1.state_dict(), "rf2": rf2.state_dict(), "losses1": losses1, "losses2": losses2},
-                       path.with_suffix(".tmp"))
-            path.with_suffix(".tmp").replace(path)  # a reader never sees half a file
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(path.with_suffix(".lock")):  # a process asking meanwhile waits, then loads what this one saved
+            if path.exists():
+                saved = torch.load(path)
+                rf1, rf2 = VelocityMLP(source.dim, hidden), VelocityMLP(source.dim, hidden)
+                rf1.load_state_dict(saved["rf1"]), rf2.load_state_dict(saved["rf2"])
+                if progress:
+                    print(f"1-RF and 2-RF ({iterations} iterations each) loaded from {path}, trained there before")
+                losses1, losses2 = saved["losses1"], saved["losses2"]
+            else:
+                rf1, rf2, losses1, losses2 = _train(source, target, iterations, reflow_pairs, seed, hidden, progress)
+                torch.save({"rf1": rf1.state_dict(), "rf2": rf2.state_dict(), "losses1": losses1, "losses2": losses2},
+                           path.with_suffix(".tmp"))
+                path.with_suffix(".tmp").replace(path)  # an interrupted save leaves no half file behind
     for model in (rf1, rf2):
         model.eval().requires_grad_(False)
     return ToyFlows(source, target, rf1, rf2, losses1, losses2)
 
 
+def _train(source: GaussianMixture, target: GaussianMixture, iterations: int, reflow_pairs: int, seed: int,
+           hidden: int, progress: bool) -> tuple[VelocityMLP, VelocityMLP, list[float], list[float]]:
+    torch.manual_seed(seed)
+    rf1 = VelocityMLP(source.dim, hidden)
+    losses1 = train_rectified_flow(rf1, independent_pairs(source, target), iterations, seed=seed, progress=progress,
+                                   desc="1-RF")
+    rf2, losses2 = reflow(rf1, source, reflow_pairs, iterations, seed=seed, progress=progress)
+    return rf1, rf2, losses1, losses2
+
+
 def _cache_path(iterations: int, reflow_pairs: int, seed: int, hidden: int) -> Path:
     """The cache file of one training setting; the key changes with the code that trains (or draws the data)."""
     key = hashlib.sha256(f"{iterations} {reflow_pairs} {seed} {hidden} {torch.__version__}".encode())
-    key.update(inspect.getsource(train_toy_flows).encode())
+    for function in (train_toy_flows, _train):
+        key.update(inspect.getsource(function).encode())
     for module in ("model.py", "mixtures.py"):
         key.update((Path(__file__).parent / module).read_bytes())
     return cache_dir() / "toy_flows" / f"{key.hexdigest()[:16]}.pt"
