@@ -43,7 +43,8 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session")
 def toy_flows():
-    """1-RF and 2-RF trained once for the whole test session (about 15 s)."""
+    """1-RF and 2-RF trained once for the whole test session: the same setting as notebooks 02 and 03 in fast mode,
+    so one training (cached) serves all three."""
     from fireflow_edu.toy.experiment import train_toy_flows
 
     return train_toy_flows(iterations=2000, reflow_pairs=10_000, seed=0, progress=False)
