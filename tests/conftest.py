@@ -1,15 +1,8 @@
 import importlib.util
-import os
 from pathlib import Path
 
 import pytest
-
-if os.environ.get("PYTEST_XDIST_WORKER"):
-    # two workers on two cores: OpenMP threads that wait must sleep, not spin, or each worker's torch threads slow
-    # the other's several times over; set before torch loads its OpenMP runtime (kernels and subprocesses inherit it)
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-import torch  # noqa: E402
+import torch
 
 DEV = Path(__file__).resolve().parent.parent / "dev.py"
 
@@ -36,22 +29,15 @@ def browser_test_can_run() -> bool:
     return chromium() is not None
 
 
-@pytest.hookimpl(tryfirst=True)  # the groups are marked before pytest-xdist reads them
 def pytest_collection_modifyitems(config, items):
-    """What runs together on one worker (``--dist loadgroup``, in pyproject.toml): a module's tests and a notebook's
-    cells (they share fixtures or a kernel), while each tutorial the browser test runs is a group of its own, so the
-    longest tests spread over the workers.
-
-    A tutorial the browser test runs in JupyterLab is not run a second time by nbval (the browser test fails on any
-    error output, as nbval-lax does); without a browser, or when only notebooks were collected, nbval runs it."""
-    in_browser = {item: item.callspec.params["notebook"].name for item in items
-                  if item.path.name == "test_browser.py" and hasattr(item, "callspec")}
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(in_browser.get(item, str(item.path))))
+    """A tutorial the browser test runs in JupyterLab is not run a second time by nbval (the browser test fails
+    on any error output, as nbval-lax does); without a browser, or when only notebooks were collected, nbval runs it."""
     if not browser_test_can_run():
         return
+    in_browser = {item.callspec.params["notebook"].name for item in items
+                  if item.path.name == "test_browser.py" and hasattr(item, "callspec")}
     for item in items:
-        if item.path.suffix == ".ipynb" and item.path.name in in_browser.values():
+        if item.path.suffix == ".ipynb" and item.path.name in in_browser:
             item.add_marker(pytest.mark.skip(reason="run in JupyterLab by tests/test_browser.py"))
 
 
