@@ -131,7 +131,7 @@ def test_trained_flows_are_cached_per_setting_and_reloaded(tmp_path, monkeypatch
 
 
 def test_flows_asked_for_twice_at_once_are_trained_once(tmp_path, monkeypatch):
-    """Two notebooks (or test workers) starting together: the second waits on the cache's lock and loads."""
+    """Two notebooks (or processes) starting together: the second waits on the cache's lock and loads."""
     from concurrent.futures import ThreadPoolExecutor
 
     from fireflow_edu.toy import experiment
