@@ -107,7 +107,8 @@ def compare_solvers(model, source: GaussianMixture, target: GaussianMixture, nfe
     precision and recall against the first draw's target sample (precision falls with stray samples between
     the modes), and the RMSE to a fine-grid reference solution of the same ODE (the pure solver error, free of
     model error). Also returns the two W2 reference levels (two stratified target samples; an exact i.i.d.
-    sampler) and the first draw's trajectories ([N + 1, n, 2]) for plotting.
+    sampler), the first draw's noise ``x_noise`` [n, 2], its ``reference`` end state [n, 2] (for more solver
+    error measurements without solving again) and its trajectories ([N + 1, n, 2]) for plotting.
     """
     generator = torch.Generator().manual_seed(seed)
     samples = [(source.sample(num_samples, generator, stratified=True),
@@ -141,6 +142,7 @@ def compare_solvers(model, source: GaussianMixture, target: GaussianMixture, nfe
         "w2_exact_sampler": w2_exact_sampler(target, num_samples, seed=seed + 2, draws=draws),
         "methods": rows,
         "x_noise": x_noise,
+        "reference": reference,
         "target_sample": target_sample,
         "trajectories": trajectories,
     }
