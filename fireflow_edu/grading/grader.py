@@ -22,7 +22,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import resource
 import signal
 import subprocess
 import sys
@@ -48,26 +47,13 @@ def _probe_cell(request: dict) -> nbformat.NotebookNode:
         f"__fireflow_probe['main'](globals(), {json.dumps(request)!r})")
 
 
-def execute(notebook_path: Path, executed_path: Path, cell_timeout: int, memory_bytes: int) -> None:
-    """Run in the grading subprocess: limit its address space (the kernel it starts inherits the limit), execute
-    the notebook in a kernel started in its folder, save the outputs."""
-    from nbclient import NotebookClient
-
-    resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
-    notebook = nbformat.read(notebook_path, as_version=4)
-    client = NotebookClient(notebook, timeout=cell_timeout, kernel_name="python3", allow_errors=True,
-                            resources={"metadata": {"path": str(notebook_path.parent)}})
-    client.execute()
-    nbformat.write(notebook, executed_path)
-
-
 def _run_alone(notebook: nbformat.NotebookNode, timeout: int, memory_gb: float) -> tuple[object, str | None]:
     """The executed notebook, or None and why it did not finish."""
     with tempfile.TemporaryDirectory(prefix="grade-") as tmp:
         private, executed = Path(tmp) / "work", Path(tmp) / "executed.ipynb"
         private.mkdir()
         nbformat.write(notebook, private / "submission.ipynb")
-        command = [sys.executable, "-m", "fireflow_edu.grading.grader", str(private / "submission.ipynb"),
+        command = [sys.executable, "-m", "fireflow_edu.grading.run_notebook", str(private / "submission.ipynb"),
                    str(executed), str(timeout), str(int(memory_gb * 2**30))]
         # its own session, so a timeout kills the kernel the subprocess started as well
         process = subprocess.Popen(command, cwd=private, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -159,6 +145,3 @@ def grade_folder(folder: Path, assignment: str, out_csv: Path, timeout: int = 12
         writer.writerows(rows)
     return rows
 
-
-if __name__ == "__main__":
-    execute(Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))
