@@ -1,4 +1,6 @@
 import csv
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
@@ -312,6 +314,20 @@ def test_a_hanging_notebook_scores_zero_and_the_run_goes_on(tmp_path):
     assert main(["grade", str(folder), "--assignment", "a_euler_step", "--out", str(out), "--timeout", "3"]) == 0
     row = next(csv.DictReader(out.open()))
     assert row["score"] == "0" and "timed out after 3 s" in row["reason"]
+
+
+def test_the_grading_subprocess_runs_a_notebook_without_importing_torch(tmp_path):
+    """Each submission's subprocess only drives its kernel; torch (seconds per submission) is the kernel's and
+    the judge's, in the grader's own process."""
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print(6 * 7)")]), tmp_path / "in.ipynb")
+    code = ("import sys\nfrom pathlib import Path\nfrom fireflow_edu.grading.run_notebook import execute\n"
+            f"execute(Path({str(tmp_path / 'in.ipynb')!r}), Path({str(tmp_path / 'out.ipynb')!r}), 60, 4 * 2**30)\n"
+            "print(sorted(m for m in ('torch', 'numpy', 'fireflow_edu.grading.judge') if m in sys.modules))")
+    run = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.strip().splitlines()[-1] == "[]"
+    executed = nbformat.read(tmp_path / "out.ipynb", as_version=4)
+    assert executed.cells[0].outputs[0]["text"] == "42\n"
 
 
 def test_grade_rejects_unknown_assignment(tmp_path, capsys):
