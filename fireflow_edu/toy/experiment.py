@@ -53,36 +53,44 @@ def train_toy_flows(iterations: int = 10_000, reflow_pairs: int = 10_000, seed: 
     path = _cache_path(iterations, reflow_pairs, seed, hidden) if cache and source is target is None else None
     source = source or default_source()
     target = target or default_target()
-    if path is None:
-        rf1, rf2, losses1, losses2 = _train(source, target, iterations, reflow_pairs, seed, hidden, progress)
-    else:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(path.with_suffix(".lock")):  # a process asking meanwhile waits, then loads what this one saved
-            if path.exists():
-                saved = torch.load(path)
-                rf1, rf2 = VelocityMLP(source.dim, hidden), VelocityMLP(source.dim, hidden)
-                rf1.load_state_dict(saved["rf1"]), rf2.load_state_dict(saved["rf2"])
-                if progress:
-                    print(f"1-RF and 2-RF ({iterations} iterations each) loaded from {path}, trained there before")
-                losses1, losses2 = saved["losses1"], saved["losses2"]
-            else:
-                rf1, rf2, losses1, losses2 = _train(source, target, iterations, reflow_pairs, seed, hidden, progress)
-                torch.save({"rf1": rf1.state_dict(), "rf2": rf2.state_dict(), "losses1": losses1, "losses2": losses2},
-                           path.with_suffix(".tmp"))
-                path.with_suffix(".tmp").replace(path)  # an interrupted save leaves no half file behind
-    for model in (rf1, rf2):
+
+    def train() -> ToyFlows:
+        return _train(source, target, iterations, reflow_pairs, seed, hidden, progress)
+
+    flows = train() if path is None else _load_or_train(path, train, source, target, hidden, progress)
+    for model in (flows.rf1, flows.rf2):
         model.eval().requires_grad_(False)
-    return ToyFlows(source, target, rf1, rf2, losses1, losses2)
+    return flows
 
 
 def _train(source: GaussianMixture, target: GaussianMixture, iterations: int, reflow_pairs: int, seed: int,
-           hidden: int, progress: bool) -> tuple[VelocityMLP, VelocityMLP, list[float], list[float]]:
+           hidden: int, progress: bool) -> ToyFlows:
     torch.manual_seed(seed)
     rf1 = VelocityMLP(source.dim, hidden)
     losses1 = train_rectified_flow(rf1, independent_pairs(source, target), iterations, seed=seed, progress=progress,
                                    desc="1-RF")
     rf2, losses2 = reflow(rf1, source, reflow_pairs, iterations, seed=seed, progress=progress)
-    return rf1, rf2, losses1, losses2
+    return ToyFlows(source, target, rf1, rf2, losses1, losses2)
+
+
+def _load_or_train(path: Path, train, source: GaussianMixture, target: GaussianMixture, hidden: int,
+                   progress: bool) -> ToyFlows:
+    """The flows saved at ``path``, or ``train()``'s, saved there. A process asking meanwhile waits for the file
+    lock, then loads what this one saved."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(path.with_suffix(".lock")):
+        if not path.exists():
+            flows = train()
+            torch.save({"rf1": flows.rf1.state_dict(), "rf2": flows.rf2.state_dict(), "losses1": flows.losses1,
+                        "losses2": flows.losses2}, path.with_suffix(".tmp"))
+            path.with_suffix(".tmp").replace(path)  # an interrupted save leaves no half file behind
+            return flows
+        saved = torch.load(path)
+    rf1, rf2 = VelocityMLP(source.dim, hidden), VelocityMLP(source.dim, hidden)
+    rf1.load_state_dict(saved["rf1"]), rf2.load_state_dict(saved["rf2"])
+    if progress:
+        print(f"1-RF and 2-RF ({len(saved['losses1'])} iterations each) loaded from {path}, trained there before")
+    return ToyFlows(source, target, rf1, rf2, saved["losses1"], saved["losses2"])
 
 
 def _cache_path(iterations: int, reflow_pairs: int, seed: int, hidden: int) -> Path:
