@@ -1,6 +1,7 @@
 import csv
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import nbformat
@@ -228,7 +229,10 @@ ADVERSARIES = {
 }
 
 
-def test_adversarial_submissions_score_what_their_work_earns(tmp_path):
+def test_adversarial_submissions_score_what_their_work_earns(tmp_path, tmp_path_factory, monkeypatch):
+    # the vandal below rewrites every notebook two folders up from its private folder: keep the private folders
+    # in a temporary folder of this test's own, or it rewrites the machine's /tmp/*/*.ipynb
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path_factory.mktemp("private_folders")))
     folder = tmp_path / "submissions"
     folder.mkdir()
     right = "def euler_step(v, x, t, h, cache):\n    return x + h * v(x, t)"

@@ -14,7 +14,8 @@ For each submission, alone:
    solver loop, the package) changes what the reference computes here.
 
 Only the grader writes the CSV. This is no sandbox: code that attacks the machine itself (absolute paths,
-the network, other processes) is not stopped; run submissions you distrust in a container.
+the system's temporary folder where the private folders of submissions graded at once sit side by side, the
+network, other processes) is not stopped; run submissions you distrust in a container.
 """
 
 from __future__ import annotations
