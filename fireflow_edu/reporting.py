@@ -1,4 +1,5 @@
-"""Where results leave the package: JSON and JSON-lines files, a command's printed table, its progress bars."""
+"""Where results leave the package: JSON and JSON-lines files, saved tensors, a command's printed table, its
+progress bars."""
 
 from __future__ import annotations
 
@@ -21,6 +22,19 @@ def write_jsonl(path: str | Path, rows: Iterable[dict]) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+def save_torch(state, path: str | Path) -> Path:
+    """``torch.save(state)`` at ``path`` (parent folders created) through a temporary file beside it, renamed into
+    place: an interrupted save never leaves half a file for a resumed run or another process to load."""
+    import torch  # here, not at the top: every command's --help imports this module
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    torch.save(state, temporary)
+    temporary.replace(path)
     return path
 
 

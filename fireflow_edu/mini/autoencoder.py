@@ -29,6 +29,7 @@ import torch
 from diffusers.optimization import get_cosine_schedule_with_warmup
 from tqdm import tqdm
 
+from ..reporting import save_torch
 from .scenes import SIZE, TRAIN_SEEDS, VALIDATION_SEEDS, random_scene
 from .train_config import AutoencoderConfig
 
@@ -130,11 +131,9 @@ def train_autoencoder(config: AutoencoderConfig, out: Path, progress: bool = Tru
         generator.set_state(saved["torch_rng"])
 
     def save():
-        out.mkdir(parents=True, exist_ok=True)
-        torch.save({"config": asdict(config), "model": vae.state_dict(), "optimizer": optimizer.state_dict(),
+        save_torch({"config": asdict(config), "model": vae.state_dict(), "optimizer": optimizer.state_dict(),
                     "schedule": schedule.state_dict(), "numpy_rng": rng.bit_generator.state,
-                    "torch_rng": generator.get_state(), "state": state}, path.with_suffix(".tmp"))
-        path.with_suffix(".tmp").replace(path)  # never leave a half-written checkpoint
+                    "torch_rng": generator.get_state(), "state": state}, path)
 
     start = time.perf_counter() - state["seconds"]
     for _ in tqdm(range(state["step"], config.steps), initial=state["step"], total=config.steps,

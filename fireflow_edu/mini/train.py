@@ -41,7 +41,7 @@ from tqdm import tqdm
 
 from ..editing.images import scaled_latents
 from ..flux.latents import decode_latents, latent_image_ids
-from ..reporting import write_json
+from ..reporting import save_torch, write_json
 from ..schedules import flux_schedule
 from ..solvers import integrate
 from .autoencoder import render_batch
@@ -254,13 +254,10 @@ class Trainer:
     def save(self) -> None:
         if self.checkpoint is None:
             return
-        self.checkpoint.parent.mkdir(parents=True, exist_ok=True)
         state = {"config": asdict(self.config), "teacher": self.teacher.state(),
                  "numpy_rng": self.scene_rng.bit_generator.state, "torch_rng": self.noise_rng.get_state(),
                  "student": self.student.state() if self.student is not None else None}
-        temporary = self.checkpoint.with_suffix(".tmp")
-        torch.save(state, temporary)
-        temporary.replace(self.checkpoint)  # never leave a half-written checkpoint
+        save_torch(state, self.checkpoint)
 
     def batch(self) -> Batch:
         size = self.config.batch_size

@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 from ..analysis import rmse
 from ..config import cache_dir
+from ..reporting import save_torch
 from ..schedules import uniform
 from ..solvers import expected_nfe, integrate, num_steps_for_nfe
 from .metrics import mode_mass_error, precision_recall, straightness, w2_distance, w2_exact_sampler, w2_floor
@@ -81,9 +82,8 @@ def _load_or_train(path: Path, train, source: GaussianMixture, target: GaussianM
     with FileLock(path.with_suffix(".lock")):
         if not path.exists():
             flows = train()
-            torch.save({"rf1": flows.rf1.state_dict(), "rf2": flows.rf2.state_dict(), "losses1": flows.losses1,
-                        "losses2": flows.losses2}, path.with_suffix(".tmp"))
-            path.with_suffix(".tmp").replace(path)  # an interrupted save leaves no half file behind
+            save_torch({"rf1": flows.rf1.state_dict(), "rf2": flows.rf2.state_dict(), "losses1": flows.losses1,
+                        "losses2": flows.losses2}, path)
             return flows
         saved = torch.load(path)
     rf1, rf2 = VelocityMLP(source.dim, hidden), VelocityMLP(source.dim, hidden)
