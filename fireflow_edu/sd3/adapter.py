@@ -4,8 +4,10 @@ SD3's MMDiT (``SD3Transformer2DModel``) has no guidance embedding: guidance is r
 guidance, v = v_uncond + g (v_cond - v_uncond), with the empty prompt as the unconditional branch. Both
 branches run in one batched transformer call, which this package counts as one NFE (one evaluation of the
 ODE's right-hand side); ``EditResult.nfe_branches`` counts each branch. Inversion uses no guidance by default
-(the conditional branch alone): guidance makes the ODE the reverse pass cannot retrace, and FireFlow's authors
-report it hurts reconstruction on MMDiT models.
+(the conditional branch alone). A guided velocity is an ODE like any other and can be integrated backwards, but
+guidance amplifies the velocity's change between steps, so the same steps leave a larger discretisation error
+and a round trip drifts further from the source; without it inversion is more faithful, and FireFlow's authors
+report guided inversion hurts reconstruction on MMDiT models.
 
 Time: the package's t (1 noise, 0 data) is SD3's sigma; the transformer takes ``timestep = 1000 t``. Latents
 are the VAE's [1, C, H/8, W/8] (no packing), scaled as the pipeline does. Editing features are the Q, K, V of
