@@ -12,10 +12,29 @@ import torch
 from .analysis import fit_slope
 
 SOURCE_COLOR, TARGET_COLOR, GENERATED_COLOR = "tab:orange", "tab:green", "tab:blue"
+# One look per solver in every curve plot. Midpoint and RF-Solver are the same method (their curves coincide), so
+# midpoint is a wide translucent band and RF-Solver a thin dashed line with crosses drawn on top of it.
+METHOD_STYLES = {
+    "euler": dict(color="tab:blue", marker="o", linestyle="-"),
+    "midpoint": dict(color="tab:orange", marker="o", linestyle="-", linewidth=6, alpha=0.35, markersize=10),
+    "rf_solver": dict(color="black", marker="x", linestyle="--", linewidth=1.2, markersize=7),
+    "fireflow": dict(color="tab:red", marker="^", linestyle="-"),
+}
 
 
 def _axes(ax):
     return ax if ax is not None else plt.subplots(figsize=(4.5, 4))[1]
+
+
+def method_style(method: str) -> dict:
+    """Plot keywords of ``method``'s curve (:data:`METHOD_STYLES`; a method not listed gets matplotlib's next)."""
+    return dict(METHOD_STYLES.get(method, {"marker": "o", "linestyle": "-"}))
+
+
+def legend_below(ax, ncol: int = 2):
+    """The legend under the axes (below the x label), where it hides no point or path."""
+    return ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=ncol, fontsize=9, markerscale=3,
+                     frameon=False)
 
 
 def plot_transport(trajectory: torch.Tensor, target_sample: torch.Tensor, title: str = "",
@@ -36,7 +55,7 @@ def plot_transport(trajectory: torch.Tensor, target_sample: torch.Tensor, title:
     ax.set_xlabel("$x_1$")
     ax.set_ylabel("$x_2$")
     ax.set_aspect("equal")
-    ax.legend(loc="center", fontsize=9, markerscale=3, framealpha=0.85)  # the middle of the mode ring is empty
+    legend_below(ax)  # inside, any corner or the ring's middle lies on some path
     return ax
 
 
@@ -45,13 +64,14 @@ def plot_figure2(comparison: dict, axes=None):
     methods = list(comparison["trajectories"])
     if axes is None:  # two panels a row: each stays large enough to read at a notebook's width
         rows = -(-len(methods) // 2)
-        _, grid = plt.subplots(rows, 2, figsize=(9, 4.5 * rows), squeeze=False)
+        _, grid = plt.subplots(rows, 2, figsize=(9, 5.2 * rows), squeeze=False)
         for spare in grid.flat[len(methods):]:
             spare.set_visible(False)
         axes = grid.flat[:len(methods)]
     for ax, method in zip(axes, methods):
         row = comparison["methods"][method]
-        title = f"{method}: {row['steps']} steps, NFE={row['nfe']}\nW2 to target {row['w2_to_target']:.2f}"
+        title = (f"{method}: {row['steps']} steps, NFE={row['nfe']}\n"
+                 f"W2 to target {row['w2_to_target']:.2f} ± {row['w2_std']:.2f}")
         plot_transport(comparison["trajectories"][method], comparison["target_sample"], title, ax=ax)
     return axes
 
@@ -64,7 +84,7 @@ def plot_error_curves(results: dict, x_key: str = "dt", y_key: str = "error", ax
     ax = _axes(ax)
     for method, rows in results["methods"].items():
         slope = fit_slope(rows[x_key], rows[y_key])
-        ax.loglog(rows[x_key], rows[y_key], "o-", label=f"{method} (slope {slope:.2f})")
+        ax.loglog(rows[x_key], rows[y_key], label=f"{method} (slope {slope:.2f})", **method_style(method))
     ax.set_xlabel({"dt": r"$\Delta t$", "nfe": "NFE", "steps": "steps"}.get(x_key, x_key))
     ax.set_ylabel(y_key.upper() if y_key == "rmse" else f"global {y_key}")
     ax.grid(True, which="both", alpha=0.3)
@@ -73,11 +93,18 @@ def plot_error_curves(results: dict, x_key: str = "dt", y_key: str = "error", ax
 
 
 def plot_reuse_error(reuse: dict, title: str = "", ax=None):
-    """The paper's Figure 3: ||v_hat - v|| at each step beside the step size."""
+    """The paper's Figure 3 as the ratio that decides the order: gap / |h| = ||v_hat - v|| / |h| against t.
+
+    FireFlow stays second order when the gap is O(|h|), i.e. when this ratio stays bounded as the steps get finer:
+    draw passes of several step counts N on one ``ax`` and their curves should lie on top of each other. The
+    y axis is logarithmic, so a spike near one end of the pass stays readable beside the flat part.
+    """
     ax = _axes(ax)
-    ax.plot(reuse["step"], reuse["gap"], "o-", label=r"$\|\hat v - v\|$ (RMS)")
-    ax.plot(reuse["step"], reuse["dt"], "s--", label=r"$\Delta t$")
-    ax.set_xlabel("step")
+    steps = len(reuse["dt"]) + 1
+    ax.semilogy(reuse["t"], reuse["ratio"], "o-", markersize=4, label=f"N = {steps} steps")
+    ax.set_xlabel("t at the start of the step that reuses")
+    ax.set_ylabel(r"$\|\hat v - v\|\ /\ |\Delta t|$")
     ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=9)
     return ax
