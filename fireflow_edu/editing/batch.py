@@ -6,7 +6,10 @@ and an optional ``mask`` (image path; white = the region meant to change). Under
 ``accelerate launch -m fireflow_edu batch ...`` every process takes its share of the
 cases on its own device (:mod:`~fireflow_edu.editing.sharding`); the main process gathers
 the rows into ``results.jsonl`` (in case order, each row naming the ``process`` that ran it)
-and ``summary.json``. A plain ``python -m`` run is one process that does every case.
+and ``summary.json``; each edited image is saved as ``OUT/images/<id>.png`` (its row's ``image``). An id
+becomes a file name, so it is checked when the cases are read (no separator, not ``..``; ids unique), and every
+file is written through a temporary one renamed into place. A plain ``python -m`` run is one process that does
+every case.
 
 Per case: NFE, seconds, and preservation of the source (PSNR, SSIM, RMSE 0-255 over
 the whole image, and PSNR outside the mask when a mask is given).
@@ -21,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..reporting import write_json, write_jsonl
+from ..reporting import output_name, write_atomically, write_json, write_jsonl
 from .api import edit
 from .boundary import model_adapter
 from .images import crop_to_multiple, load_image, to_pixels
@@ -32,8 +35,9 @@ REQUIRED_KEYS = ("image", "source_prompt", "target_prompt")
 
 
 def read_cases(path: Path) -> list[dict]:
-    """Parse and validate the JSONL cases file (blank lines skipped); ids default to the line number."""
-    cases = []
+    """Parse and validate the JSONL cases file (blank lines skipped); ids (strings or integers, unique, each a file
+    name: :func:`~fireflow_edu.reporting.output_name`) default to the line number."""
+    cases, lines = [], {}
     for number, line in enumerate(Path(path).read_text().splitlines(), start=1):
         if not line.strip():
             continue
@@ -45,6 +49,12 @@ def read_cases(path: Path) -> list[dict]:
         if missing:
             raise ValueError(f"{path}:{number}: missing {', '.join(missing)}; each case needs {', '.join(REQUIRED_KEYS)}")
         case.setdefault("id", str(number))
+        if isinstance(case["id"], bool) or not isinstance(case["id"], (str, int)):
+            raise ValueError(f"{path}:{number}: id {case['id']!r} is neither a string nor an integer")
+        name = output_name(str(case["id"]), f"{path}:{number}: id")
+        if name in lines:  # the second image would replace the first
+            raise ValueError(f"{path}:{number}: id {name!r} is also the id of line {lines[name]}; ids are unique")
+        lines[name] = number
         cases.append(case)
     if not cases:
         raise ValueError(f"{path} holds no cases")
@@ -55,12 +65,14 @@ def _resolve(spec: str, base: Path):
     return load_image(spec if spec.startswith("skimage:") or Path(spec).is_absolute() else str(base / spec))
 
 
-def edit_case(pipe, case: dict, base: Path, **settings) -> dict:
-    """Run one case and measure how well the source is preserved."""
+def edit_case(pipe, case: dict, base: Path, out: Path, **settings) -> dict:
+    """Run one case, save the edited image as ``out/images/<id>.png`` and measure how well the source is preserved."""
     result = edit(pipe, _resolve(case["image"], base), case["source_prompt"], case["target_prompt"],
                   progress=False, **settings)
+    image = Path("images") / f"{case['id']}.png"
+    write_atomically(Path(out) / image, lambda temporary: result.image.save(temporary, format="PNG"))
     source, edited = np.asarray(result.source), np.asarray(result.image)
-    row = {"id": case["id"], "nfe": result.nfe, "seconds": result.seconds["total"],
+    row = {"id": case["id"], "image": image.as_posix(), "nfe": result.nfe, "seconds": result.seconds["total"],
            "psnr": psnr(source, edited), "ssim": ssim(source, edited), "rmse_255": rmse_255(source, edited)}
     if "mask" in case:
         mask = crop_to_multiple(to_pixels(_resolve(case["mask"], base)), model_adapter(pipe).size_multiple)[..., 0] > 127
@@ -69,7 +81,7 @@ def edit_case(pipe, case: dict, base: Path, **settings) -> dict:
 
 
 def summarize(rows: list[dict]) -> dict:
-    numeric = [key for key in rows[0] if key not in ("id", "process")]
+    numeric = [key for key in rows[0] if key not in ("id", "image", "process")]
     summary = {"cases": len(rows)}
     for key in numeric:
         values = [row[key] for row in rows if key in row and np.isfinite(row[key])]
@@ -87,7 +99,7 @@ def run_cases(cases_path: Path, out: Path, make_pipeline: Callable, **settings) 
         rows = []
         for case in shards.share(cases):
             try:
-                row = edit_case(pipe, case, Path(cases_path).parent, **settings)
+                row = edit_case(pipe, case, Path(cases_path).parent, out, **settings)
             except (ValueError, OSError) as error:  # one bad case must not stop the others: it is reported
                 row = {"id": case["id"], "error": f"{type(error).__name__}: {error}"}
             rows.append({**row, "process": shards.index})

@@ -11,8 +11,10 @@ one-pixel border to 1 "to avoid annotation errors in boundary"; :func:`decode_ma
 writes the edited images in the reference's layout (``OUT/annotation_images/<image_path>``, so its own
 ``evaluate.py`` can read them too), scores each image as read back from that file (JPEG for PIE-Bench's
 ``.jpg`` paths, as the published numbers were made) and writes one JSON per case (``OUT/cases/<key>.json``:
-metrics, NFE, seconds).
-A rerun skips the cases already done; a case that fails is reported in ``OUT/errors.jsonl`` and skipped.
+metrics, NFE, seconds). Keys and image paths become paths under OUT, so :func:`read_piebench` refuses any that
+would leave it; every file is written through a temporary one renamed into place.
+A rerun skips the cases already done (a case file that cannot be read, torn by a killed run, is said so and the
+case done again); a case that fails is reported in ``OUT/errors.jsonl`` and skipped.
 :func:`summarize` gives the per-type table in the paper's column order.
 """
 
@@ -20,13 +22,14 @@ from __future__ import annotations
 
 import json
 import statistics
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..reporting import write_json
+from ..reporting import output_name, write_atomically, write_json
 
 EDITING_TYPES = {"0": "random", "1": "change object", "2": "add object", "3": "delete object",
                  "4": "change content", "5": "change pose", "6": "change color", "7": "change material",
@@ -86,17 +89,25 @@ def encode_mask(mask: np.ndarray) -> list[int]:
 
 
 def read_piebench(folder: Path) -> list[PieBenchCase]:
-    """The cases of a PIE-Bench folder, checked: every field present, every image on disk, known types."""
+    """The cases of a PIE-Bench folder, checked: every field present, every image on disk, known types, and each
+    key a file name and each ``image_path`` a relative path without ``..``, used by one case only (both become
+    paths under the output folder: :func:`~fireflow_edu.reporting.output_name`)."""
     folder = Path(folder)
     mapping = folder / "mapping_file.json"
     if not mapping.exists():
         raise FileNotFoundError(f"{mapping} not found: a PIE-Bench folder holds mapping_file.json and "
                                 "annotation_images/")
-    cases = []
+    cases, owners = [], {}
     for key, entry in json.loads(mapping.read_text()).items():
+        output_name(key, f"{mapping}: case key")
         missing = [name for name in REQUIRED if name not in entry]
         if missing:
             raise ValueError(f"{mapping}: case {key} lacks {', '.join(missing)}")
+        output_name(entry["image_path"], f"{mapping}: case {key}'s image_path", folders=True)
+        if entry["image_path"] in owners:  # the second edit would replace the first
+            raise ValueError(f"{mapping}: case {key}'s image_path {entry['image_path']!r} is also case "
+                             f"{owners[entry['image_path']]}'s; each case needs an image path of its own")
+        owners[entry["image_path"]] = key
         if entry["editing_type_id"] not in EDITING_TYPES:
             raise ValueError(f"{mapping}: case {key} has editing_type_id {entry['editing_type_id']!r}; "
                              f"known: {', '.join(EDITING_TYPES)}")
@@ -117,7 +128,8 @@ def edit_piebench_case(pipe, case: PieBenchCase, scorer, out: Path, **settings) 
 
     The reference saves under the case's own ``image_path`` (``.jpg`` in PIE-Bench, so PIL writes JPEG at
     quality 75) and its ``evaluate.py`` scores the files it re-reads; so do we, so the JPEG step is in our
-    numbers as it is in the published ones. A ``.png`` path is lossless.
+    numbers as it is in the published ones. A ``.png`` path is lossless. The image, then the case's JSON, are
+    written atomically: a killed run leaves no torn file.
     """
     from PIL import Image
 
@@ -129,10 +141,12 @@ def edit_piebench_case(pipe, case: PieBenchCase, scorer, out: Path, **settings) 
     if source.shape[0] % multiple or source.shape[1] % multiple:
         raise ValueError(f"{case.image} is {source.shape[1]}x{source.shape[0]}; PIE-Bench images are 512x512 "
                          f"(any multiple of {multiple} works, nothing is cropped)")
-    result = edit(pipe, source, case.source_prompt, case.target_prompt, progress=False, **settings)
     target = out / "annotation_images" / case.image_path
-    target.parent.mkdir(parents=True, exist_ok=True)
-    result.image.save(target)
+    image_format = Image.registered_extensions().get(target.suffix.lower())  # the temporary name has no say
+    if image_format is None:
+        raise ValueError(f"case {case.key}: PIL saves no format under the suffix of {case.image_path!r}")
+    result = edit(pipe, source, case.source_prompt, case.target_prompt, progress=False, **settings)
+    write_atomically(target, lambda temporary: result.image.save(temporary, format=image_format))
     with Image.open(target) as saved:
         edited = np.asarray(saved.convert("RGB"))
     row = {"key": case.key, "editing_type": case.editing_type, "nfe": result.nfe,
@@ -158,7 +172,7 @@ def run_piebench(data: Path, out: Path, make_pipeline: Callable, make_scorer: Ca
     out = Path(out)
     def plan():
         cases = read_piebench(data)
-        return cases, [case for case in cases if not (out / "cases" / f"{case.key}.json").exists()]
+        return cases, [case for case in cases if finished_case(out / "cases" / f"{case.key}.json") is None]
 
     with Shards() as shards:
         cases, todo = shards.decide(plan)
@@ -174,11 +188,29 @@ def run_piebench(data: Path, out: Path, make_pipeline: Callable, make_scorer: Ca
     if not shards.is_main:
         return None
     write_jsonl(out / "errors.jsonl", failed)
-    rows = [json.loads(path.read_text()) for case in cases if (path := out / "cases" / f"{case.key}.json").exists()]
+    rows = [row for case in cases if (row := finished_case(out / "cases" / f"{case.key}.json")) is not None]
     summary = {**summarize(rows), "failed": [row["key"] for row in failed], "absent": scorer.absent,
                "settings": settings, "processes": shards.count}
     write_json(out / "summary.json", summary)
     return summary
+
+
+def finished_case(path: Path) -> dict | None:
+    """The row of a finished case from its ``OUT/cases/<key>.json``; None if there is none, or (with a warning
+    naming the file) if it cannot be read as one, as a run killed mid-write before writes were atomic left it."""
+    if not path.exists():
+        return None
+    try:
+        row = json.loads(path.read_text())
+    except ValueError as error:  # JSONDecodeError and UnicodeDecodeError both are
+        row, reason = None, str(error)
+    else:
+        reason = "" if isinstance(row, dict) else "not a JSON object"
+    if reason:
+        warnings.warn(f"{path} cannot be read ({reason}): its case counts as not done, so a run does it again",
+                      stacklevel=2)
+        return None
+    return row
 
 
 def summarize(rows: list[dict]) -> dict:
