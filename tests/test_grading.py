@@ -1,4 +1,7 @@
 import csv
+import os
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -186,11 +189,19 @@ def test_grade_folder_scores_good_blank_partial_and_broken(tmp_path, capsys):
     out = tmp_path / "grades.csv"
     assert main(["grade", str(folder), "--assignment", "a_euler_step", "--out", str(out)]) == 0
     rows = {row["student"]: row for row in csv.DictReader(out.open())}
-    assert (rows["ada"]["score"], rows["ada"]["max_score"]) == ("2", "2") and rows["ada"]["reason"] == ""
+    assert (rows["ada"]["score"], rows["ada"]["max_score"]) == ("2", "2") and rows["ada"]["reason"] == _no_sandbox()
     assert rows["bob"]["score"] == "0" and "NotImplementedError: Exercise A.1" in rows["bob"]["reason"]
     assert rows["cy"]["score"] == "1" and rows["cy"]["Exercise A.1"] == "1" and rows["cy"]["Exercise A.2"] == "0"
     assert rows["eve"]["score"] == "0" and "cannot read notebook" in rows["eve"]["reason"]
     assert "ada" in capsys.readouterr().out
+
+
+def _no_sandbox() -> str:
+    """What ``grade`` adds to a full score's reason here: nothing where a sandbox can be made."""
+    from fireflow_edu.grading import sandbox
+
+    why = sandbox.problem()
+    return "" if why is None else f"graded without a sandbox: {why}"
 
 
 def _answered(assignment: str, answers: dict[str, str], extra: tuple[str, ...] = (),
@@ -229,9 +240,72 @@ ADVERSARIES = {
 }
 
 
+# copies a classmate's right answer at grade time: it walks the folders a notebook could be in (the system's
+# temporary folder, where the submissions and the grader's private folders sit, its home, the folders named on
+# the machine's command lines), tries each `euler_step` it finds with the self-check in a subprocess, and
+# imports the first that passes over its own wrong one (a star import: nothing the borrowing check flags)
+COPYCAT = """import json, os, pathlib, subprocess, sys
+roots = {'/tmp', os.path.expanduser('~'), '..'}
+for cmdline in pathlib.Path('/proc').glob('*/cmdline'):
+    try:
+        roots.update(str(pathlib.Path(a).parent.parent) for a in cmdline.read_text().split(chr(0)) if a.endswith('.ipynb'))
+    except OSError:
+        pass
+def copy_from(path):
+    try:
+        cells = json.loads(path.read_text()).get('cells', [])
+    except (OSError, ValueError):
+        return False
+    for cell in cells:
+        source = ''.join(cell.get('source', ''))
+        if 'def euler_step(' in source and 'NotImplementedError' not in source:
+            pathlib.Path('classmate.py').write_text(source)
+            trial = subprocess.run([sys.executable, '-c', 'from classmate import *; '
+                                    'from fireflow_edu.grading import check_euler_step; check_euler_step(euler_step)'],
+                                   capture_output=True)
+            if trial.returncode == 0:
+                return True
+    return False
+def find():
+    own = pathlib.Path('submission.ipynb').resolve()
+    for root in sorted(roots):
+        for folder, _, files in os.walk(root):
+            for name in files:
+                if name.endswith('.ipynb') and pathlib.Path(folder, name).resolve() != own:
+                    if copy_from(pathlib.Path(folder, name)):
+                        return True
+    return False
+if find():
+    from classmate import *
+"""
+LINGERER = ("import subprocess, sys\nsubprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)', {token!r}],"
+            " start_new_session=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)")
+CONNECTOR = ("import socket\ntry:\n    socket.create_connection(('127.0.0.1', {port}), timeout=3).sendall(b'out')\n"
+             "except OSError as error:\n    print('no connection:', error)")
+WRITER = ("import os, pathlib, sys, tempfile, fireflow_edu\n"
+          "for folder in ('..', '../..', '/', '/tmp', os.path.expanduser('~'), tempfile.gettempdir(), sys.prefix,"
+          " os.path.dirname(fireflow_edu.__file__), os.path.dirname(os.path.dirname(fireflow_edu.__file__))):\n"
+          "    try:\n        (pathlib.Path(folder) / {name!r}).write_text('escaped')\n    except OSError:\n        pass")
+
+
+def _processes_naming(token: str) -> list[int]:
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if token in cmdline.read_text():
+                found.append(int(cmdline.parent.name))
+        except OSError:  # it ended while we looked
+            pass
+    return found
+
+
 def test_adversarial_submissions_score_what_their_work_earns(tmp_path, tmp_path_factory, monkeypatch):
-    # the vandal below rewrites every notebook two folders up from its private folder: keep the private folders
-    # in a temporary folder of this test's own, or it rewrites the machine's /tmp/*/*.ipynb
+    from fireflow_edu.grading import sandbox
+
+    if sandbox.problem() is not None:
+        pytest.skip(f"no sandbox here ({sandbox.problem()}); `python3 dev.py test` installs bubblewrap as root")
+    # should the sandbox leak, the vandal below rewrites every notebook two folders up from its private folder:
+    # keep the private folders in a temporary folder of this test's own, not among the machine's /tmp/*/*.ipynb
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path_factory.mktemp("private_folders")))
     folder = tmp_path / "submissions"
     folder.mkdir()
@@ -249,15 +323,39 @@ def test_adversarial_submissions_score_what_their_work_earns(tmp_path, tmp_path_
     nbformat.write(_answered("a_euler_step", {}, (vandal,)), folder / "a_vandal.ipynb")
     hungry = "blocks = []\nwhile True:\n    blocks.append(bytearray(10**8))"
     nbformat.write(_answered("a_euler_step", {}, (hungry,)), folder / "hungry.ipynb")
+    copycat = _answered("a_euler_step", {"euler_step": WRONG_EULER})
+    copycat.cells.append(nbformat.v4.new_code_cell(COPYCAT))  # after its own answer, which it replaces
+    nbformat.write(copycat, folder / "copycat.ipynb")
+    token, escaped = f"fireflow-lingerer-{tmp_path.name}", f"fireflow-escaped-{tmp_path.name}"
+    nbformat.write(_answered("a_euler_step", {}, (LINGERER.format(token=token),)), folder / "lingerer.ipynb")
+    nbformat.write(_answered("a_euler_step", {}, (WRITER.format(name=escaped),)), folder / "writer.ipynb")
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    nbformat.write(_answered("a_euler_step", {}, (CONNECTOR.format(port=port),)), folder / "connector.ipynb")
     before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    outside = {tmp_path, Path(tempfile.gettempdir()), Path(tempfile.gettempdir()).parent, Path("/tmp"), Path.home(), Path(sys.prefix),
+               Path(fireflow_edu.__file__).parent, Path(fireflow_edu.__file__).parent.parent}
 
     out = tmp_path / "grades.csv"
-    assert main(["grade", str(folder), "--assignment", "a_euler_step", "--out", str(out), "--memory-gb", "3"]) == 0
+    try:
+        assert main(["grade", str(folder), "--assignment", "a_euler_step", "--out", str(out), "--memory-gb", "3"]) == 0
+        lingering = _processes_naming(token)
+        listener.setblocking(False)
+        with pytest.raises(BlockingIOError):  # no connection waits to be accepted
+            listener.accept()
+        written = [place / escaped for place in outside if (place / escaped).exists()]
+    finally:
+        listener.close()
+        for pid in _processes_naming(token):
+            os.kill(pid, signal.SIGKILL)
+        for place in outside:
+            (place / escaped).unlink(missing_ok=True)
+    assert lingering == [] and written == []
     rows = {row["student"]: row for row in csv.DictReader(out.open())}
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # nobody reached the others
-    assert rows["honest"]["score"] == "2" and rows["a_vandal"]["score"] == "2"  # its own work is right
-    assert (rows["honest_slip"]["Exercise A.1"], rows["honest_slip"]["Exercise A.2"]) == ("0", "1")
-    for name in ("patched_require", "patched_check", "patched_loop"):
+    for name in ("honest", "a_vandal", "lingerer", "writer", "connector"):  # their own work is right
+        assert (rows[name]["score"], rows[name]["reason"]) == ("2", ""), rows[name]
+    for name in ("honest_slip", "copycat", "patched_require", "patched_check", "patched_loop"):
         assert (rows[name]["Exercise A.1"], rows[name]["Exercise A.2"]) == ("0", "1"), rows[name]
         assert "differs from the euler update" in rows[name]["reason"]
     assert "package's own function" in rows["borrowed_step"]["reason"] and rows["borrowed_step"]["score"] == "1"
@@ -265,6 +363,23 @@ def test_adversarial_submissions_score_what_their_work_earns(tmp_path, tmp_path_
     assert rows["looked_up_step"]["Exercise A.1"] == "0"
     assert rows["hungry"]["score"] == "0" and "out of memory (limit 3 GB)" in rows["hungry"]["reason"]
     assert set(rows) == {p.stem for p in folder.glob("*.ipynb")}  # the CSV is the grader's alone
+
+
+@pytest.mark.parametrize("bwrap,why", [("fireflow-no-bwrap", "fireflow-no-bwrap is not installed"),
+                                       ("false", "false failed: exit status 1")])
+def test_without_a_sandbox_grade_says_so_once_and_in_every_row(bwrap, why, tmp_path, monkeypatch, capsys):
+    from fireflow_edu.grading import sandbox
+
+    monkeypatch.setattr(sandbox, "BWRAP", bwrap)
+    folder = tmp_path / "submissions"
+    folder.mkdir()
+    for name in ("ann", "ben"):
+        (folder / f"{name}.ipynb").write_text("{ not a notebook")
+    assert main(["grade", str(folder), "--assignment", "a_euler_step", "--out", str(tmp_path / "grades.csv")]) == 0
+    assert capsys.readouterr().err.count(f"grade: no sandbox can be made here: {why}") == 1
+    rows = list(csv.DictReader((tmp_path / "grades.csv").open()))
+    assert len(rows) == 2 and all("cannot read notebook" in row["reason"]
+                                  and f"; graded without a sandbox: {why}" in row["reason"] for row in rows)
 
 
 def test_each_submission_gets_fresh_inputs_and_a_seed_reproduces_them():

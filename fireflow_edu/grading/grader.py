@@ -3,8 +3,10 @@
 For each submission, alone:
 
 1. a private temporary folder holds a copy of the notebook and nothing else; its kernel starts there, in a
-   subprocess with a time limit and a memory limit, so it cannot reach the other submissions by a relative
-   path, and a notebook that hangs or allocates without bound scores zero with the reason;
+   subprocess with a time limit and a memory limit, inside a sandbox (:mod:`fireflow_edu.grading.sandbox`):
+   it sees that folder and the installed software only, not the other submissions nor the grader's other
+   folders, can write nowhere else that outlives it, has no network, and every process it starts ends with
+   it; a notebook that hangs or allocates without bound scores zero with the reason;
 2. the student's cells run (their own ``# CHECK`` cells are dropped: those are self-checks for the student);
 3. a probe cell (:mod:`fireflow_edu.grading.probe`) calls the student's functions on inputs drawn fresh
    for this submission and prints what they returned;
@@ -13,9 +15,11 @@ For each submission, alone:
    scores zero with that reason. Nothing the student's code does inside its kernel (patching the checks, the
    solver loop, the package) changes what the reference computes here.
 
-Only the grader writes the CSV. This is no sandbox: code that attacks the machine itself (absolute paths,
-the system's temporary folder where the private folders of submissions graded at once sit side by side, the
-network, other processes) is not stopped; run submissions you distrust in a container.
+Only the grader writes the CSV. Where no sandbox can be made (no ``bwrap``, or a machine that refuses it
+namespaces) the grade says so once on stderr and in every row's reason, and the kernels run with the
+grader's access to the machine. What the sandbox does not bound: the NFE count is taken inside the kernel
+(a submission could forge it, though never a value), and the memory limit is per process, so a submission
+that starts many processes can use more memory and CPU in all than one.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from pathlib import Path
 import nbformat
 import numpy as np
 
+from . import sandbox
 from .exercises import assignment_exercises
 from .judge import borrowed_code, draw, verdict
 from .probe import MARKER
@@ -48,16 +53,20 @@ def _probe_cell(request: dict) -> nbformat.NotebookNode:
         f"__fireflow_probe['main'](globals(), {json.dumps(request)!r})")
 
 
-def _run_alone(notebook: nbformat.NotebookNode, timeout: int, memory_gb: float) -> tuple[object, str | None]:
+def _run_alone(notebook: nbformat.NotebookNode, timeout: int, memory_gb: float,
+               sandboxed: bool) -> tuple[object, str | None]:
     """The executed notebook, or None and why it did not finish."""
     with tempfile.TemporaryDirectory(prefix="grade-") as tmp:
-        private, executed = Path(tmp) / "work", Path(tmp) / "executed.ipynb"
-        private.mkdir()
-        nbformat.write(notebook, private / "submission.ipynb")
-        command = [sys.executable, "-m", "fireflow_edu.grading.run_notebook", str(private / "submission.ipynb"),
-                   str(executed), str(timeout), str(int(memory_gb * 2**30))]
+        private = Path(tmp)
+        (private / "work").mkdir()
+        nbformat.write(notebook, private / "work" / "submission.ipynb")
+        inside = sandbox.INSIDE if sandboxed else private
+        command = [sys.executable, "-m", "fireflow_edu.grading.run_notebook", str(inside / "work" / "submission.ipynb"),
+                   str(inside / "executed.ipynb"), str(timeout), str(int(memory_gb * 2**30))]
+        if sandboxed:
+            command = sandbox.wrap(command, private)
         # its own session, so a timeout kills the kernel the subprocess started as well
-        process = subprocess.Popen(command, cwd=private, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        process = subprocess.Popen(command, cwd=private / "work", stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                    start_new_session=True)
         try:
             _, stderr = process.communicate(timeout=timeout)
@@ -65,6 +74,7 @@ def _run_alone(notebook: nbformat.NotebookNode, timeout: int, memory_gb: float) 
             os.killpg(process.pid, signal.SIGKILL)
             process.communicate()
             return None, f"timed out after {timeout} s"
+        executed = private / "executed.ipynb"
         if process.returncode != 0 or not executed.exists():
             text = stderr.decode(errors="replace")
             if any(marker in text for marker in MEMORY_ERRORS + ("DeadKernelError",)):
@@ -89,8 +99,19 @@ def _ran_out_of_memory(executed) -> bool:
                for cell in executed.cells if cell.cell_type == "code" for output in cell.get("outputs", []))
 
 
-def grade_one(submission: Path, assignment: str, timeout: int, memory_gb: float = 4.0, seed: int | None = None) -> dict:
-    """Score one submission: {"student", exercise columns (1/0), "score", "max_score", "reason"}."""
+def grade_one(submission: Path, assignment: str, timeout: int, memory_gb: float = 4.0, seed: int | None = None,
+              no_sandbox: str | None = None) -> dict:
+    """Score one submission: {"student", exercise columns (1/0), "score", "max_score", "reason"}. Its kernel
+    runs in the sandbox (:mod:`fireflow_edu.grading.sandbox`) unless ``no_sandbox`` says why none can be made
+    here: then it runs with this process's access to the machine, and the reason says so."""
+    row = _grade(submission, assignment, timeout, memory_gb, seed, no_sandbox is None)
+    if no_sandbox is not None:
+        row["reason"] = "; ".join(filter(None, [row["reason"], f"graded without a sandbox: {no_sandbox}"]))
+    return row
+
+
+def _grade(submission: Path, assignment: str, timeout: int, memory_gb: float, seed: int | None,
+           sandboxed: bool) -> dict:
     exercises = assignment_exercises(assignment)
     row = {"student": submission.stem, **{e.label: 0 for e in exercises}, "score": 0, "max_score": len(exercises)}
     try:
@@ -102,7 +123,7 @@ def grade_one(submission: Path, assignment: str, timeout: int, memory_gb: float 
     code = [c for c in notebook.cells if c.cell_type == "code"]
     notebook.cells = [c for c in notebook.cells if not (c.cell_type == "code" and CHECK.match(c.source))]
     notebook.cells.append(_probe_cell(request))
-    executed, failure = _run_alone(notebook, timeout, memory_gb)
+    executed, failure = _run_alone(notebook, timeout, memory_gb, sandboxed)
     if executed is not None and _ran_out_of_memory(executed):
         failure = f"a cell ran out of memory (limit {memory_gb:g} GB)"
     if failure is not None:
@@ -135,9 +156,14 @@ def grade_folder(folder: Path, assignment: str, out_csv: Path, timeout: int = 12
     submissions = sorted(Path(folder).glob("*.ipynb"))
     if not submissions:
         raise FileNotFoundError(f"no .ipynb submissions in {folder}")
+    no_sandbox = sandbox.problem()
+    if no_sandbox is not None:
+        print(f"grade: no sandbox can be made here: {no_sandbox}. Every submission runs with this user's access "
+              "to the machine, and each row's reason says so.", file=sys.stderr)
     with ThreadPoolExecutor(jobs) as pool:  # the work is in the kernels' processes; threads only wait on them
         rows = list(pool.map(lambda i: grade_one(submissions[i], assignment, timeout, memory_gb,
-                                                 None if seed is None else seed + i), range(len(submissions))))
+                                                 None if seed is None else seed + i, no_sandbox),
+                             range(len(submissions))))
     out_csv = Path(out_csv)
     out_csv.parent.mkdir(parents=True, exist_ok=True)
     with out_csv.open("w", newline="") as handle:
