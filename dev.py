@@ -7,8 +7,9 @@
 Each command creates ``.venv`` beside this file if it is missing, installs ``requirements.txt``
 and the package (editable) into it when either file changed since the last install, and runs in
 it. A second run skips the install. ``test`` also installs Debian's ``chromium`` with apt-get when
-no Chromium is on PATH and apt-get can run (as root), for the tutorials' browser test. Standard
-library only: it runs before anything is installed.
+no Chromium is on PATH and apt-get can run (as root), for the tutorials' browser test, and Debian's
+``bubblewrap`` the same way when ``bwrap`` is missing (the grader's sandbox). Standard library only: it
+runs before anything is installed.
 """
 
 from __future__ import annotations
@@ -76,22 +77,34 @@ def chromium() -> str | None:
     return next(filter(None, map(shutil.which, BROWSERS)), None)
 
 
+def apt_install(package: str, without: str) -> None:
+    """Debian's ``package`` installed with apt-get when apt-get can run (as root); otherwise, or when it fails,
+    one line saying what happens ``without`` it."""
+    if shutil.which("apt-get") is None or getattr(os, "geteuid", lambda: -1)() != 0:
+        print(f"dev.py: no {package} here and no root apt-get to install it: {without} (install {package} "
+              "yourself)", file=sys.stderr)
+        return
+    print(f"dev.py: installing Debian's {package}", file=sys.stderr)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", package]):
+        if subprocess.call(command, cwd=ROOT, env=env) != 0:
+            print(f"dev.py: `{' '.join(command)}` failed (its message is above): {without}", file=sys.stderr)
+            return
+
+
 def ensure_browser() -> None:
     """Debian's Chromium for tests/test_browser.py, installed with apt-get when missing and possible; without
     it that test is skipped and nbval runs the tutorials instead."""
-    if chromium() is not None:
-        return
-    if shutil.which("apt-get") is None or getattr(os, "geteuid", lambda: -1)() != 0:
-        print("dev.py: no Chromium here and no root apt-get to install it: the browser test will be skipped "
-              "(install Chromium yourself to run it)", file=sys.stderr)
-        return
-    print("dev.py: installing Debian's chromium for the browser test", file=sys.stderr)
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "chromium"]):
-        if subprocess.call(command, cwd=ROOT, env=env) != 0:
-            print(f"dev.py: `{' '.join(command)}` failed (its message is above): the browser test will be skipped",
-                  file=sys.stderr)
-            return
+    if chromium() is None:
+        apt_install("chromium", "the browser test will be skipped")
+
+
+def ensure_sandbox() -> None:
+    """Debian's bubblewrap (``bwrap``), the sandbox ``grade`` runs each submission's kernel in
+    (fireflow_edu/grading/sandbox.py), installed with apt-get when missing and possible; without it the
+    grading test of escaping submissions is skipped and ``grade`` marks every row as graded without one."""
+    if shutil.which("bwrap") is None:
+        apt_install("bubblewrap", "the sandbox test will be skipped and grade runs without a sandbox")
 
 
 def main(argv: list[str]) -> int:
@@ -105,6 +118,7 @@ def main(argv: list[str]) -> int:
     env = dict(os.environ)
     if command == "test":
         env["FIREFLOW_EDU_FAST"] = "1"
+        ensure_sandbox()
         ensure_browser()
     if command == "demo" and "--out" not in rest:
         rest = ["--out", "out/demo", *rest]

@@ -28,6 +28,7 @@ def dev(tmp_path, monkeypatch):
     monkeypatch.setattr(module.venv, "create", create)
     monkeypatch.setattr(module.subprocess, "call", call)
     monkeypatch.setattr(module, "ensure_browser", lambda: module.calls.append("browser"))
+    monkeypatch.setattr(module, "ensure_sandbox", lambda: None)
     return module
 
 
@@ -76,3 +77,23 @@ def test_chromium_is_installed_with_apt_get_only_when_missing_and_possible(tmp_p
     monkeypatch.setattr(module.os, "geteuid", lambda: 1000, raising=False)
     module.ensure_browser()
     assert commands == [] and "browser test will be skipped" in capsys.readouterr().err
+
+
+def test_bubblewrap_is_installed_for_every_test_run_only_when_missing_and_possible(dev, monkeypatch, capsys):
+    monkeypatch.setattr(dev, "ensure_sandbox", lambda: dev.calls.append("sandbox"))
+    assert dev.main(["test", "--quick"]) == 0 and dev.main(["test"]) == 0 and dev.main(["demo"]) == 0
+    assert dev.calls.count("sandbox") == 2
+    module = load_dev()
+    commands = []
+    monkeypatch.setattr(module.subprocess, "call", lambda command, cwd, env: commands.append(command) or 0)
+    monkeypatch.setattr(module.os, "geteuid", lambda: 0, raising=False)
+    monkeypatch.setattr(module.shutil, "which", lambda name: f"/usr/bin/{name}" if name != "apt-get" else None)
+    module.ensure_sandbox()
+    assert commands == []  # there already
+    monkeypatch.setattr(module.shutil, "which", lambda name: "/usr/bin/apt-get" if name == "apt-get" else None)
+    module.ensure_sandbox()
+    assert commands == [["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "bubblewrap"]]
+    commands.clear()
+    monkeypatch.setattr(module.os, "geteuid", lambda: 1000, raising=False)
+    module.ensure_sandbox()
+    assert commands == [] and "grade runs without a sandbox" in capsys.readouterr().err
