@@ -143,6 +143,11 @@ def _grade(submission: Path, assignment: str, timeout: int, memory_gb: float, se
     return row
 
 
+def grades_columns(assignment: str) -> list[str]:
+    """The header of the grades CSV that :func:`grade_folder` writes for ``assignment`` (a row is :func:`grade_one`'s)."""
+    return ["student", *(e.label for e in assignment_exercises(assignment)), "score", "max_score", "reason"]
+
+
 def grade_folder(folder: Path, assignment: str, out_csv: Path, timeout: int = 120, memory_gb: float = 4.0,
                  seed: int | None = None, jobs: int = 1) -> list[dict]:
     """Grade every ``*.ipynb`` in ``folder`` as ``assignment``; write ``out_csv``. ``seed`` fixes the secret
@@ -167,7 +172,7 @@ def grade_folder(folder: Path, assignment: str, out_csv: Path, timeout: int = 12
     out_csv = Path(out_csv)
     out_csv.parent.mkdir(parents=True, exist_ok=True)
     with out_csv.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer = csv.DictWriter(handle, fieldnames=grades_columns(assignment))
         writer.writeheader()
         writer.writerows(rows)
     return rows

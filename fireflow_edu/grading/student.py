@@ -114,21 +114,63 @@ def solution_folder(path: Path | None = None) -> Path:
     return folder
 
 
-def build(check: bool = False, solutions: Path | None = None, student: Path = STUDENT) -> list[Path]:
+def _readable(path: Path) -> nbformat.NotebookNode | None:
+    """The notebook at ``path``; None if there is none or it cannot be read as one."""
+    try:
+        return nbformat.read(path, as_version=4)
+    except (OSError, ValueError):  # nbformat's NotJSONError is a ValueError
+        return None
+
+
+def _holds_solutions(path: Path) -> bool:
+    """Whether the notebook at ``path`` has a ``### BEGIN SOLUTION`` marker in a code cell."""
+    notebook = _readable(path)
+    return notebook is not None and any(BEGIN.match(line) for cell in notebook.cells if cell.cell_type == "code"
+                                        for line in cell.source.splitlines())
+
+
+def _refuse_to_replace(student: Path, solutions: Path, replaced: list[Path], overwrite: bool) -> None:
+    """A ValueError, before anything is written, when writing the student copies into ``student`` would lose a
+    teacher's or a student's work: ``student`` is the solutions folder itself, or (unless ``overwrite``) holds
+    solution notebooks or a notebook the copies would replace."""
+    if student.resolve() == solutions.resolve():
+        raise ValueError(f"--student {student} is the solutions folder: the student copies would replace the "
+                         "solutions; give another folder")
+    if overwrite:
+        return
+    solution_notebooks = sorted(path.name for path in student.glob("*.ipynb") if _holds_solutions(path))
+    if solution_notebooks:
+        raise ValueError(f"--student {student} holds solution notebooks (### BEGIN SOLUTION in "
+                         f"{', '.join(solution_notebooks)}); give another folder, or pass --overwrite")
+    if replaced:
+        raise ValueError(f"--student {student} holds {', '.join(path.name for path in replaced)}, which the "
+                         "student copies would replace; give another folder, or pass --overwrite")
+
+
+def build(check: bool = False, solutions: Path | None = None, student: Path = STUDENT,
+          overwrite: bool = False) -> list[Path]:
     """Give every solution notebook its nbgrader metadata and write its student copy (with ``check``,
-    only compare); returns the stale paths."""
-    solutions = solution_folder(solutions)
-    stale = []
-    for path in sorted(Path(solutions).glob("*.ipynb")):
+    only compare); returns the stale paths.
+
+    The package's own copies (``STUDENT``) are generated files, rewritten whenever stale. Any other ``student``
+    folder is refused before anything is written if the copies would replace a notebook there or it holds
+    solution notebooks, unless ``overwrite``; the solutions folder itself always is."""
+    solutions, student = solution_folder(solutions), Path(student)
+    stale = {}  # path -> the notebook it should hold
+    for path in sorted(solutions.glob("*.ipynb")):
         solution = nbformat.read(path, as_version=4)
         annotated = with_nbgrader_metadata(solution)
-        targets = [(path, solution, annotated), (Path(student) / path.name, None, student_notebook(annotated))]
-        for target, current, expected in targets:
-            if current is None and target.exists():
-                current = nbformat.read(target, as_version=4)
+        copy = student / path.name
+        for target, current, expected in ((path, solution, annotated),
+                                          (copy, _readable(copy), student_notebook(annotated))):
             if current is None or _cells(current) != _cells(expected):
-                stale.append(target)
-                if not check:
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    nbformat.write(expected, target)
-    return stale
+                stale[target] = expected
+    if check:
+        return list(stale)
+    if student.resolve() != STUDENT.resolve():
+        replaced = sorted(target for target in stale if target.parent == student and target.exists())
+        _refuse_to_replace(student, solutions, replaced, overwrite)
+    for target, expected in stale.items():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(expected, target)
+    return list(stale)

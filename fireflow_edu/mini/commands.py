@@ -87,11 +87,7 @@ def run_bench(args) -> None:
 def run_piebench(args) -> None:
     from .piebench import write_mini_piebench
 
-    if (args.out / "mapping_file.json").exists() and not args.overwrite:
-        raise ValueError(f"{args.out} already holds a PIE-Bench; pass --overwrite to write it again")
-    if args.out.exists() and not args.out.is_dir():
-        raise ValueError(f"--out {args.out} is a file; give a folder")
-    count = write_mini_piebench(args.out, args.per_kind)
+    count = write_mini_piebench(args.out, args.per_kind, overwrite=args.overwrite)
     print(f"wrote {count} cases into {args.out}")
 
 
@@ -146,7 +142,8 @@ def _piebench_command(piebench) -> None:
     piebench.add_argument("--out", type=Path, default=Path("out/mini_piebench"),
                           help="folder to write (default out/mini_piebench)")
     piebench.add_argument("--per-kind", type=int, default=10, help="cases per edit kind (default 10; 5 kinds)")
-    piebench.add_argument("--overwrite", action="store_true", help="allow --out to hold a PIE-Bench already")
+    piebench.add_argument("--overwrite", action="store_true",
+                          help="allow --out to hold a PIE-Bench, or images this would write, already")
     piebench.set_defaults(run=run_piebench)
 
 

@@ -38,30 +38,46 @@ def blended_words(original: str, editing: str) -> str:
     return " ".join(re.findall(r"\[([^\]]+)\]", original) + re.findall(r"\[([^\]]+)\]", editing))
 
 
-def write_mini_piebench(folder: Path, per_kind: int = 10) -> int:
+def _cases(per_kind: int):
+    """(seed, kind, PIE-Bench type, key, image_path) of every case, in the mapping's order."""
+    for k, kind in enumerate(EDIT_KINDS):
+        type_id = KIND_TYPES[kind]
+        for i in range(per_kind):
+            key = f"{type_id}{i:011d}"
+            yield SEEDS[i * len(EDIT_KINDS) + k], kind, type_id, key, f"{type_id}_{kind}/{key}.png"
+
+
+def write_mini_piebench(folder: Path, per_kind: int = 10, overwrite: bool = False) -> int:
     """Write ``per_kind`` cases of each edit kind into ``folder``; returns the number of cases.
 
     Every case has a scene of its own (seed ``i * len(EDIT_KINDS) + kind``): no source image is shared
-    between kinds or cases.
+    between kinds or cases. Unless ``overwrite``, a folder that already holds ``mapping_file.json`` or any image
+    it would write (a PIE-Bench, or a ``piebench`` run's edits) is refused before anything is written.
     """
     from PIL import Image
 
     if per_kind < 1:
         raise ValueError(f"per_kind must be a positive integer, got {per_kind}")
     folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"{folder} is a file; give a folder")
+    cases = list(_cases(per_kind))
+    if not overwrite:
+        if (folder / "mapping_file.json").exists():
+            raise ValueError(f"{folder} already holds a PIE-Bench; pass --overwrite to write it again")
+        taken = [path for *_, path in cases if (folder / "annotation_images" / path).exists()]
+        if taken:
+            raise ValueError(f"{folder} already holds {len(taken)} of the images it would write (e.g. "
+                             f"annotation_images/{taken[0]}); pass --overwrite to replace them")
     mapping = {}
-    for k, kind in enumerate(EDIT_KINDS):
-        type_id = KIND_TYPES[kind]
-        for i in range(per_kind):
-            case = make_edit(SEEDS[i * len(EDIT_KINDS) + k], kind)
-            key = f"{type_id}{i:011d}"
-            image_path = f"{type_id}_{kind}/{key}.png"
-            (folder / "annotation_images" / image_path).parent.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(case.source.render()).save(folder / "annotation_images" / image_path)
-            original, editing = bracketed(case.source.caption, case.target.caption)
-            mapping[key] = {"image_path": image_path, "original_prompt": original, "editing_prompt": editing,
-                            "editing_instruction": f"{EDITING_TYPES[type_id]}: {case.target.caption}",
-                            "editing_type_id": type_id, "blended_word": blended_words(original, editing),
-                            "mask": encode_mask(case.mask)}
+    for seed, kind, type_id, key, image_path in cases:
+        case = make_edit(seed, kind)
+        (folder / "annotation_images" / image_path).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(case.source.render()).save(folder / "annotation_images" / image_path)
+        original, editing = bracketed(case.source.caption, case.target.caption)
+        mapping[key] = {"image_path": image_path, "original_prompt": original, "editing_prompt": editing,
+                        "editing_instruction": f"{EDITING_TYPES[type_id]}: {case.target.caption}",
+                        "editing_type_id": type_id, "blended_word": blended_words(original, editing),
+                        "mask": encode_mask(case.mask)}
     write_json(folder / "mapping_file.json", mapping)
     return len(mapping)
