@@ -288,3 +288,14 @@ def test_mini_piebench_refuses_an_out_holding_a_benchmark_or_its_images_unless_o
     (tmp_path / "file").write_text("mine")
     assert main(["mini-piebench", "--out", str(tmp_path / "file")]) == 2
     assert "is a file; give a folder" in capsys.readouterr().err and (tmp_path / "file").read_text() == "mine"
+
+
+def test_piebench_refuses_an_out_that_is_another_pie_bench(tmp_path, capsys):
+    data, other = tmp_path / "pie", tmp_path / "other"
+    write_mini_piebench(data, per_kind=1)
+    write_mini_piebench(other, per_kind=1)  # same image paths: its sources would be replaced by the edits
+    before = _contents(other)
+    assert main(["piebench", "--data", str(data), "--model", "mini", "--out", str(other)]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and f"--out {other} is a PIE-Bench folder" in error
+    assert _contents(other) == before

@@ -24,6 +24,9 @@ def run_piebench(args) -> None:
         raise ValueError(f"--out {args.out} is a file; give a folder (it holds the edited images, cases/, summary.json)")
     if args.out.resolve() == args.data.resolve():
         raise ValueError("--out must differ from --data: the edited images would replace the sources")
+    if (args.out / "mapping_file.json").exists():
+        raise ValueError(f"--out {args.out} is a PIE-Bench folder (it holds mapping_file.json): the edited images "
+                         "would replace its sources; give another folder")
     summary = run_piebench(args.data, args.out, lambda device: pipeline_from_options(args, device),
                            lambda device: PieBenchScorer(device, clip=args.clip, dino=args.dino),
                            progress=terminal_progress(),
