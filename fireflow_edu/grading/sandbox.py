@@ -5,9 +5,11 @@ Inside, the grading subprocess and the kernel it starts see:
 - their private folder at ``/grading`` (the notebook in ``/grading/work``, where the kernel starts), the one
   place they can write that outlives them; ``/tmp`` and ``HOME`` are empty in-memory folders of their own;
 - the installed software, read-only: ``/usr`` (with the merged-``/usr`` links), a few public files of ``/etc``
-  the dynamic linker reads, Python's prefixes (the interpreter and the environment with its site-packages) and
+  (the dynamic linker's cache, fonts, the time zone), Python's prefixes (the interpreter and the environment with its site-packages) and
   the ``fireflow_edu`` package folder (which an editable install keeps in the repository: only that folder of
-  the repository is visible, not its solution notebooks);
+  the repository is visible, not its solution notebooks); software found elsewhere on Python's path (a
+  ``PYTHONPATH``, a ``.pth`` naming another folder) is not, so there the trial run fails and :func:`problem`
+  says which module was missing;
 - nothing else: not the submissions folder, not the grader's other private folders, not the grader's
   environment variables (only a few named ones pass, see :data:`PASSED_ON`).
 
@@ -19,6 +21,7 @@ every process a submission started ends with it.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
@@ -32,7 +35,8 @@ BWRAP = "bwrap"
 INSIDE = Path("/grading")  # where the private folder appears inside
 HOME = "/home/student"
 MERGED_USR = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
-PUBLIC_ETC = ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/alternatives", "/etc/localtime")
+PUBLIC_ETC = ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/alternatives", "/etc/localtime",
+              "/etc/fonts")
 PASSED_ON = ("LANG", "LC_ALL", "TZ", "OMP_NUM_THREADS", "MKL_NUM_THREADS")  # and every FIREFLOW_EDU_*
 
 
@@ -51,8 +55,10 @@ def software() -> list[Path]:
 def wrap(command: list[str], private: Path) -> list[str]:
     """``command`` (paths given as seen inside, under :data:`INSIDE`) run in the sandbox, with the host folder
     ``private`` bound at :data:`INSIDE`."""
+    # the empty folders first: software that lives under /tmp or /home (a virtual environment there) is bound
+    # over them, not hidden by them
     args = [BWRAP, "--unshare-all", "--die-with-parent", "--new-session", "--clearenv",
-            "--ro-bind", "/usr", "/usr"]
+            "--tmpfs", "/tmp", "--tmpfs", "/home", "--dir", HOME, "--ro-bind", "/usr", "/usr"]
     for link in MERGED_USR:
         if os.path.islink(link):
             args += ["--symlink", os.readlink(link), link]
@@ -62,8 +68,8 @@ def wrap(command: list[str], private: Path) -> list[str]:
         args += ["--ro-bind-try", path, path]
     for folder in software():
         args += ["--ro-bind", str(folder), str(folder)]
-    args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", "/home", "--dir", HOME,
-             "--bind", str(private), str(INSIDE), "--chdir", str(INSIDE / "work"), "--remount-ro", "/"]
+    args += ["--proc", "/proc", "--dev", "/dev", "--bind", str(private), str(INSIDE), "--chdir", str(INSIDE / "work"),
+             "--remount-ro", "/"]
     env = {"HOME": HOME, "USER": "student", "TMPDIR": "/tmp",
            "PATH": os.pathsep.join([str(Path(sys.executable).parent), "/usr/local/bin", "/usr/bin", "/bin"])}
     env.update({k: v for k, v in os.environ.items() if k in PASSED_ON or k.startswith("FIREFLOW_EDU_")})
@@ -74,17 +80,22 @@ def wrap(command: list[str], private: Path) -> list[str]:
 
 def problem() -> str | None:
     """Why no sandbox can be made on this machine (bwrap missing, or the kernel refuses it namespaces), or
-    None when one can: a trial run of the interpreter in it."""
-    if shutil.which(BWRAP) is None:
-        return f"{BWRAP} is not installed (Debian's bubblewrap: `apt-get install bubblewrap`)"
+    None when one can: a trial run of the interpreter in it, once per process."""
+    return _trial(BWRAP)
+
+
+@functools.lru_cache(maxsize=None)
+def _trial(bwrap: str) -> str | None:
+    if shutil.which(bwrap) is None:
+        return f"{bwrap} is not installed (Debian's bubblewrap: `apt-get install bubblewrap`)"
     with tempfile.TemporaryDirectory(prefix="grade-trial-") as private:
         (Path(private) / "work").mkdir()
         try:
             trial = subprocess.run(wrap([sys.executable, "-c", "import nbclient"], Path(private)),
                                    capture_output=True, text=True, timeout=60)
         except (OSError, subprocess.TimeoutExpired) as error:
-            return f"{BWRAP} could not run: {error}"
+            return f"{bwrap} could not run: {error}"
     if trial.returncode != 0:
         lines = trial.stderr.strip().splitlines() or [f"exit status {trial.returncode}"]
-        return f"{BWRAP} failed: {lines[-1]}"
+        return f"{bwrap} failed: {lines[-1]}"
     return None
