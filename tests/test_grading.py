@@ -1,4 +1,5 @@
 import csv
+import json
 import os
 import signal
 import socket
@@ -363,6 +364,27 @@ def test_adversarial_submissions_score_what_their_work_earns(tmp_path, tmp_path_
     assert rows["looked_up_step"]["Exercise A.1"] == "0"
     assert rows["hungry"]["score"] == "0" and "out of memory (limit 3 GB)" in rows["hungry"]["reason"]
     assert set(rows) == {p.stem for p in folder.glob("*.ipynb")}  # the CSV is the grader's alone
+
+
+def test_the_sandbox_shows_the_package_and_hides_the_rest_of_the_repository(tmp_path):
+    from fireflow_edu.grading import sandbox
+
+    if sandbox.problem() is not None:
+        pytest.skip(f"no sandbox here ({sandbox.problem()}); `python3 dev.py test` installs bubblewrap as root")
+    package = Path(fireflow_edu.__file__).resolve().parent
+    paths = {"package": package, "weights": package / "mini" / "pretrained", "solutions": SOLUTIONS.resolve(),
+             "tests": Path(__file__).resolve().parent, "private folder": tmp_path, "inside": sandbox.INSIDE / "work"}
+    look = ("import json, os, sys\nprint(json.dumps({'tmp': os.listdir('/tmp'), **{p: [os.path.exists(p), "
+            "os.access(p, os.W_OK)] for p in sys.argv[1:]}}))")
+    (tmp_path / "work").mkdir()
+    run = subprocess.run(sandbox.wrap([sys.executable, "-c", look, *map(str, paths.values())], tmp_path),
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    seen = json.loads(run.stdout)
+    assert seen.pop("tmp") == []
+    assert {name: seen[str(path)] for name, path in paths.items()} == {
+        "package": [True, False], "weights": [True, False], "solutions": [False, False], "tests": [False, False],
+        "private folder": [False, False], "inside": [True, True]}
 
 
 @pytest.mark.parametrize("bwrap,why", [("fireflow-no-bwrap", "fireflow-no-bwrap is not installed"),

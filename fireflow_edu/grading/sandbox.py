@@ -46,10 +46,10 @@ def software() -> list[Path]:
     repository)."""
     prefixes = (sys.base_prefix, sys.base_exec_prefix, sys.prefix, sys.exec_prefix)
     sites = [p for p in sys.path if Path(p).name in ("site-packages", "dist-packages") and Path(p).is_dir()]
-    folders = {Path(p).resolve() for p in (*prefixes, *sites)}
-    folders.add(Path(fireflow_edu.__file__).resolve().parent)
-    folders.add(Path("/usr"))
-    return sorted(f for f in folders if f != Path("/usr") and not any(a in folders for a in f.parents))
+    folders = {Path(p).resolve() for p in (*prefixes, *sites)} | {Path(fireflow_edu.__file__).resolve().parent}
+    usr = Path("/usr")
+    folders = {f for f in folders if f != usr and usr not in f.parents}  # /usr is bound whole
+    return sorted(f for f in folders if not any(a in folders for a in f.parents))  # a parent brings its children
 
 
 def wrap(command: list[str], private: Path) -> list[str]:
