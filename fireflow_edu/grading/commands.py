@@ -77,7 +77,8 @@ def _grade_command(grade) -> None:
                          "the reason and never stops the run.")
     grade.add_argument("submissions", type=Path, help="folder of submitted .ipynb files (one per student)")
     grade.add_argument("--assignment", required=True,
-                       help="assignment name: a_euler_step, b_midpoint_rf_solver or c_fireflow_step")
+                       help="assignment name: a_euler_step, b_midpoint_rf_solver, c_fireflow_step or "
+                            "d_inversion_editing")
     grade.add_argument("--out", type=Path, default=Path("grades.csv"),
                        help="CSV to write (default grades.csv); refused inside the submissions folder or onto an "
                             "existing file that is not a grades CSV")

@@ -5,12 +5,15 @@ submission (a velocity field with random parameters, states, non-uniform grids i
 step counts, power laws); :func:`verdict` compares what the student's function returned on them
 (:mod:`fireflow_edu.grading.probe`) with what the package's reference returns, and names what differs:
 the values, the NFE per step, the time direction, the observed order. :func:`borrowed_code` reads the
-notebook's source for code that calls the package's own steps instead of the student's.
+notebook's source for code that calls the package's own steps instead of the student's. Exercises on a trained
+model (assignment D) are drawn and judged by their model family's module (:data:`~fireflow_edu.grading.exercises.
+MODEL_JUDGES`), imported on use.
 """
 
 from __future__ import annotations
 
 import ast
+from importlib import import_module
 
 import numpy as np
 import torch
@@ -18,7 +21,7 @@ import torch
 from ..analysis import fit_slope
 from ..schedules import uniform
 from ..solvers import SOLVERS, integrate
-from .exercises import Exercise
+from .exercises import MODEL_JUDGES, Exercise
 from .probe import ProbeField, fireflow_given_step, run_step
 
 ORDER_STEPS = (8, 16, 32, 64)
@@ -28,6 +31,12 @@ REFERENCE_NAMES = {"euler_step", "midpoint_step", "rf_solver_step", "fireflow_st
 # ways to reach them without naming them, which none of the exercises needs
 DYNAMIC = {"__import__", "importlib", "eval", "exec", "compile", "getattr", "globals", "vars", "__dict__",
            "modules", "__code__"}
+# the package's own answers to assignment D: its solver loop and editing calls, its feature store, PIE-Bench's metric
+EDITING_NAMES = {"integrate", "solve", "solve_pass", "invert", "reconstruct", "edit", "edit_inversion"}
+FEATURE_NAMES = {"AttentionFeatures", "feature_hooks", "single_block_hooks"}
+METRIC_NAMES = {"region_metrics", "PieBenchScorer"}
+GUARDED = {"step": REFERENCE_NAMES, "mini_round_trip": REFERENCE_NAMES | EDITING_NAMES,
+           "mini_v_injection": REFERENCE_NAMES | EDITING_NAMES | FEATURE_NAMES, "background_psnr": METRIC_NAMES}
 
 
 def _field(rng: np.random.Generator, dim: int) -> dict:
@@ -42,9 +51,15 @@ def _random_grid(rng: np.random.Generator, increasing: bool) -> list[float]:
     return grid if increasing else grid[::-1]
 
 
+def _model_judge(exercise: Exercise):
+    return import_module(MODEL_JUDGES[exercise.model])
+
+
 def draw(exercise: Exercise, rng: np.random.Generator) -> dict:
     """The request item for ``exercise``: the inputs its probe gets, drawn fresh for this submission."""
     item = {"label": exercise.label, "function": exercise.function, "kind": exercise.kind}
+    if exercise.model:
+        return {**item, **_model_judge(exercise).draw(exercise, rng)}
     dim = int(rng.integers(2, 5))
     if exercise.kind == "step":
         # uniform sampling grids measure the order; random grids both ways check every value and direction
@@ -136,14 +151,30 @@ def verdict(exercise: Exercise, item: dict, answer: dict | None) -> str | None:
     if answer["module"].split(".")[0] == "fireflow_edu":
         return f"{exercise.function} is the package's own function ({answer['module']}), not yours"
     try:
+        if exercise.model:
+            return _model_judge(exercise).verdict(exercise, item, answer)
         return VERDICTS[exercise.kind](exercise, item, answer)
     except (KeyError, TypeError, ValueError) as error:  # the answer has the wrong shape or type
         return f"{exercise.function} returned something unexpected on the grader's inputs: {error}"
 
 
-def borrowed_code(sources: list[str]) -> list[str]:
+def borrowed(exercise: Exercise, sources: list[str]) -> str | None:
+    """Why ``exercise`` scores zero whatever its answers, because the notebook's code (``sources``, its code
+    cells) uses the package's own answer to it (:data:`GUARDED`); None when clean or nothing is guarded."""
+    names = GUARDED.get(exercise.kind)
+    found = borrowed_code(sources, names) if names else []
+    if not found:
+        return None
+    if exercise.kind == "step":
+        return "the notebook borrows the package's steps (" + "; ".join(found) + "): write the update yourself"
+    return f"the notebook borrows the package's own code for {exercise.function} (" + "; ".join(found) + \
+        "): write it yourself"
+
+
+def borrowed_code(sources: list[str], names: set[str] = REFERENCE_NAMES) -> list[str]:
     """Why the notebook's code does not count as the student's own: imports or look-ups of the package's
-    reference steps, or dynamic code that could reach them without naming them. Empty when clean."""
+    reference ``names`` (its steps by default), or dynamic code that could reach them without naming them.
+    Empty when clean."""
     from IPython.core.inputtransformer2 import TransformerManager
 
     found = []
@@ -153,15 +184,15 @@ def borrowed_code(sources: list[str]) -> list[str]:
         except SyntaxError:
             continue  # it fails when run, and is judged then
         for node in ast.walk(tree):
-            names = []
+            used = []
             if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "fireflow_edu":
-                names = [alias.name for alias in node.names if alias.name in REFERENCE_NAMES | {"*"}]
+                used = [alias.name for alias in node.names if alias.name in names | {"*"}]
             elif isinstance(node, (ast.Import, ast.ImportFrom)):
                 modules = [alias.name for alias in node.names] if isinstance(node, ast.Import) else [node.module or ""]
-                names = [m for m in modules if m.split(".")[0] in DYNAMIC]
-            elif isinstance(node, ast.Attribute) and node.attr in REFERENCE_NAMES | DYNAMIC:
-                names = [node.attr]
+                used = [m for m in modules if m.split(".")[0] in DYNAMIC]
+            elif isinstance(node, ast.Attribute) and node.attr in names | DYNAMIC:
+                used = [node.attr]
             elif isinstance(node, ast.Name) and node.id in DYNAMIC:
-                names = [node.id]
-            found += [f"code cell {number} uses `{name}`" for name in names]
+                used = [node.id]
+            found += [f"code cell {number} uses `{name}`" for name in used]
     return sorted(set(found))
