@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import torch
+from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
 
 from .analysis import fit_slope
 
@@ -85,8 +86,12 @@ def plot_error_curves(results: dict, x_key: str = "dt", y_key: str = "error", ax
     for method, rows in results["methods"].items():
         slope = fit_slope(rows[x_key], rows[y_key])
         ax.loglog(rows[x_key], rows[y_key], label=f"{method} (slope {slope:.2f})", **method_style(method))
+    if x_key in ("nfe", "steps"):  # counts: plain numbers at powers of 2, not 4 x 10^0
+        ax.xaxis.set_major_locator(LogLocator(base=2))
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel({"dt": r"$\Delta t$", "nfe": "NFE", "steps": "steps"}.get(x_key, x_key))
-    ax.set_ylabel(y_key.upper() if y_key == "rmse" else f"global {y_key}")
+    ax.set_ylabel({"rmse": "RMSE", "median": "median point's error", "error": "global error"}.get(y_key, y_key))
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=9)
     return ax
