@@ -6,8 +6,8 @@ step counts, power laws); :func:`verdict` compares what the student's function r
 (:mod:`fireflow_edu.grading.probe`) with what the package's reference returns, and names what differs:
 the values, the NFE per step, the time direction, the observed order. :func:`borrowed_code` reads the
 notebook's source for code that calls the package's own steps instead of the student's. Exercises on a trained
-model (assignment D) are drawn and judged by their model family's module (:data:`~fireflow_edu.grading.exercises.
-MODEL_JUDGES`), imported on use.
+model (assignment D) are drawn and judged by their model family's module, imported on use by the name
+:data:`~fireflow_edu.grading.exercises.MODEL_JUDGES` gives it.
 """
 
 from __future__ import annotations
@@ -154,7 +154,7 @@ def verdict(exercise: Exercise, item: dict, answer: dict | None) -> str | None:
         if exercise.model:
             return _model_judge(exercise).verdict(exercise, item, answer)
         return VERDICTS[exercise.kind](exercise, item, answer)
-    except (KeyError, TypeError, ValueError) as error:  # the answer has the wrong shape or type
+    except (KeyError, TypeError, ValueError, RuntimeError) as error:  # the answer has the wrong shape or type
         return f"{exercise.function} returned something unexpected on the grader's inputs: {error}"
 
 
