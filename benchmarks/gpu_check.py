@@ -5,8 +5,8 @@
 
 1. **edit**: generate a 512x512 source, then one FireFlow 8-step edit (V injection in 1 step, 18 NFE) through
    the public ``edit``, with text encoding and VAE; its transformer phases against 18 single transformer calls.
-2. **bench**: ``run_benchmark`` (the ``bench`` command): Euler 28+28, RF-Solver 15, FireFlow 8 and 15 at 512^2
-   and 1024^2, transformer time only. Targets: an 8-step FireFlow edit within 1.3x of 18 single calls and at
+2. **bench**: ``run_benchmark`` (the ``bench`` command): Euler 28+28, RF-Solver 15, FireFlow 8 and 15,
+   RF-Inversion 28+28 and FlowEdit (28 steps, n_max 24) at 512^2 and 1024^2, transformer time only. Targets: an 8-step FireFlow edit within 1.3x of 18 single calls and at
    least 3x faster than Euler 28+28.
 3. **piebench**: a 4-case PIE-Bench folder of generated images (``.jpg``, as the real benchmark) through
    ``run_piebench`` with the scorer on the GPU (metrics whose weights are absent are reported absent).

@@ -14,7 +14,8 @@ Import rule: lower layers never import higher ones. From the bottom: the core (`
 ``schedules``, ``fields``, ``config``, ``reporting``, ``timing``, ``lazy``); analysis (``analysis``,
 ``plots``, ``toy``); the family-neutral layer (``editing``: the public editing API, the model boundary and
 its registry, attention features, images, loading, metrics, batch runs, sharding; ``grading``); the model
-families (``flux``, ``sd3``, ``mini``) with ``piebench`` beside them; commands (``*/commands.py``, ``cli``).
+families (``flux``, ``sd3``, ``mini``) with ``piebench`` beside them; commands (``*/commands.py``, ``models``,
+the models a command can name, and ``cli``).
 A module may import its own layer or lower ones, a family never imports another (``mini`` is a FLUX and may
 use ``flux``), and heavy third-party libraries (torch, diffusers, matplotlib) are imported where they are
 used, so ``import fireflow_edu`` and ``python -m fireflow_edu --help`` stay instant. ``tests/test_layering.py``

@@ -14,9 +14,11 @@ from importlib.util import find_spec
 COMMANDS = {  # name: (module with configure(name, parser), the extra it needs, one-line help)
     "demo": ("toy.commands", None, "train 1-RF and 2-RF on the 2D Gaussian mixtures and compare solvers at equal "
              "NFE (Figure 2)"),
-    "edit": ("editing.commands", "flux", "edit an image with a prompt change (FireFlow on FLUX)"),
+    "edit": ("editing.commands", "flux", "edit an image with a prompt change (FireFlow's recipe, RF-Inversion or "
+             "FlowEdit; FLUX or SD3)"),
     "reconstruct": ("editing.commands", "flux", "invert and regenerate an image; report RMSE, PSNR, SSIM"),
-    "bench": ("flux.commands", "flux", "edit speed: euler 28+28, rf_solver 15, fireflow 8 and 15"),
+    "bench": ("flux.commands", "flux", "edit speed: euler 28+28, rf_solver 15, fireflow 8 and 15, rf_inversion "
+              "28+28, flowedit"),
     "batch": ("editing.commands", "flux", "edit every case of a JSONL file; shards across processes/GPUs"),
     "piebench": ("piebench.commands", "flux", "PIE-Bench with the published protocol: per-type table of the paper's "
                  "metrics"),

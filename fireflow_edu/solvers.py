@@ -192,6 +192,7 @@ def integrate(
     record_trajectory: bool = False,
     progress: bool = False,
     callback: Callable[[StepInfo], None] | None = None,
+    project: Callable[[int, float, torch.Tensor], torch.Tensor] | None = None,
 ) -> SolveResult:
     """Integrate dx/dt = velocity(x, t) along ``timesteps`` with ``method``: the one solver loop.
 
@@ -204,6 +205,8 @@ def integrate(
         record_trajectory: keep all N + 1 states (on the device of ``x``).
         progress: show a tqdm bar over the steps.
         callback: called with a :class:`StepInfo` after every step.
+        project: ``(index, t_next, x_next) -> x_next``, applied to each new state before the next step (a masked
+            edit puts the unedited region back on the inversion's trajectory); the solver's cache is left as it is.
 
     If ``velocity`` has a ``begin_step(index, t, t_next)`` method it is called before each step.
 
@@ -225,6 +228,8 @@ def integrate(
         if begin_step is not None:
             begin_step(i, t, t_next)
         x_next = solver.step(counted, x, t, t_next - t, cache)
+        if project is not None:
+            x_next = project(i, t_next, x_next)
         if not torch.isfinite(x_next).all():
             raise ValueError(f"{solver.name}: non-finite values appeared at step {i} (t={t:.6g} -> {t_next:.6g})")
         if callback is not None:

@@ -72,7 +72,8 @@ def test_bench_command_on_the_tiny_model(tmp_path):
     results = json.loads(out.read_text())
     row = results["sizes"]["64"]
     nfe = {label: entry["nfe"] for label, entry in row["configs"].items()}
-    assert nfe == {"euler_28": 56, "rf_solver_15": 60, "fireflow_8": 18, "fireflow_15": 32}
+    assert nfe == {"euler_28": 56, "rf_solver_15": 60, "fireflow_8": 18, "fireflow_15": 32, "rf_inversion_28": 56,
+                   "flowedit_28": 48}
     seconds = {label: entry["seconds"] for label, entry in row["configs"].items()}
     for label, entry in row["configs"].items():  # the reported ratios are computed from the timings
         assert entry["speedup_vs_euler_28"] == pytest.approx(seconds["euler_28"] / seconds[label])

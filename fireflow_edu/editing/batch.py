@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ..reporting import output_name, write_atomically, write_json, write_jsonl
-from .api import edit
+from .algorithms import run_algorithm
 from .boundary import model_adapter
 from .images import crop_to_multiple, load_image, to_pixels
 from .metrics import masked_psnr, psnr, rmse_255, ssim
@@ -65,10 +65,11 @@ def _resolve(spec: str, base: Path):
     return load_image(spec if spec.startswith("skimage:") or Path(spec).is_absolute() else str(base / spec))
 
 
-def edit_case(pipe, case: dict, base: Path, out: Path, **settings) -> dict:
-    """Run one case, save the edited image as ``out/images/<id>.png`` and measure how well the source is preserved."""
-    result = edit(pipe, _resolve(case["image"], base), case["source_prompt"], case["target_prompt"],
-                  progress=False, **settings)
+def edit_case(pipe, case: dict, base: Path, out: Path, algorithm: str = "fireflow", **settings) -> dict:
+    """Run one case with ``algorithm`` (:mod:`~fireflow_edu.editing.algorithms`) and its ``settings``, save the edited
+    image as ``out/images/<id>.png`` and measure how well the source is preserved."""
+    result = run_algorithm(algorithm, pipe, _resolve(case["image"], base), case["source_prompt"],
+                           case["target_prompt"], progress=False, **settings)
     image = Path("images") / f"{case['id']}.png"
     write_atomically(Path(out) / image, lambda temporary: result.image.save(temporary, format="PNG"))
     source, edited = np.asarray(result.source), np.asarray(result.image)

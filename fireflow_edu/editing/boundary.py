@@ -18,6 +18,10 @@ registry below maps pipeline class names to adapter classes, by module path), wh
 - ``branches(guidance)``: transformer branches per evaluation (2 under batched classifier-free guidance);
 - ``resolve_blocks(blocks)`` and ``feature_hooks(features)``: which attention blocks can store and inject
   features, and a context manager that hooks them (:func:`~fireflow_edu.editing.features.feature_hooks`);
+- ``mask_cell`` and ``latent_mask(cells)``: the pixels on a side one position of the latents covers, and a
+  boolean tensor broadcastable to the latents from a [h, w] grid of such cells (masked edits,
+  :mod:`~fireflow_edu.editing.masks`);
+- ``method_defaults(method)``: the settings the authors of "rf_inversion" or "flowedit" used on this family;
 - ``inversion_warning``: None, or why inversion is unreliable on this model (warned once by ``invert``).
 """
 

@@ -1,19 +1,22 @@
 """Editing subcommands of ``python -m fireflow_edu`` for any model family: edit, reconstruct, batch; and the
-model and solver options the other model commands (``bench``, ``piebench``) share."""
+editing-algorithm and solver options the other model commands (``piebench``) share. Which model the options name
+is :mod:`fireflow_edu.models`' business, so nothing here names a family."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import resource
-import sys
 from pathlib import Path
 
+from ..models import model_name, model_options, pipeline_from_options
 from ..reporting import terminal_progress, write_json
 from ..solvers import SOLVERS
+from .algorithms import ALGORITHMS, check_settings
 from .features import STRATEGY_TERMS
 from .images import load_image
-from .loading import DEFAULT_MODEL
+from .masks import MASK_RULES
+
 
 def _guidance(text: str) -> str | float | list[float]:
     """"auto" stays; "2" -> 2.0; "1,2,2,2" -> a per-step list."""
@@ -52,25 +55,6 @@ def _checked_image(args, name: str):
     return load_image(args.image)
 
 
-def pipeline_from_options(args, device=None):
-    """The pipeline the options name, loaded straight onto ``device`` (default: CUDA if there is one)."""
-    from .loading import load_pipeline
-
-    if args.tiny or args.tiny_sd3:
-        print(f"note: {'--tiny' if args.tiny else '--tiny-sd3'} is a random-weight model: its images are noise. "
-              "It checks the code path, not results; for trained results on a CPU use --model mini", file=sys.stderr)
-        if args.tiny_sd3:
-            from ..sd3.tiny import build_tiny_sd3_pipeline as build
-        else:
-            from ..flux.tiny import build_tiny_pipeline as build
-        return build().to(device or "cpu")  # built in memory: every rank of a sharded run makes its own
-    model = args.model
-    if model == "mini":
-        from ..mini.model import SHIPPED as model
-    return load_pipeline(model, device=device, offload=args.offload, allow_download=args.allow_download,
-                         vae_tiling=args.vae_tiling, compile=args.compile)
-
-
 def peak_memory_bytes(device) -> int:
     """Peak CUDA memory allocated, or the process's peak resident memory on CPU."""
     import torch
@@ -78,12 +62,6 @@ def peak_memory_bytes(device) -> int:
     if torch.device(device).type == "cuda":
         return int(torch.cuda.max_memory_allocated(device))
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
-def _model_name(args) -> str:
-    if args.tiny or args.tiny_sd3:
-        return f"tiny {'FLUX' if args.tiny else 'SD3'} (random weights: noise images)"
-    return str(args.model)
 
 
 def _write(args, name: str, result, pipe) -> None:
@@ -95,20 +73,46 @@ def _write(args, name: str, result, pipe) -> None:
               "nfe_denoising": result.nfe_denoising, "nfe_branches": result.nfe_branches, "seconds": result.seconds,
               "metrics": result.metrics,
               "feature_cache_bytes": result.cache_bytes, "injections": result.injections,
-              "peak_memory_bytes": peak_memory_bytes(pipe._execution_device), "model": _model_name(args)}
+              "peak_memory_bytes": peak_memory_bytes(pipe._execution_device), "model": model_name(args)}
     write_json(report_path, report)
     print(json.dumps({k: report[k] for k in ("nfe", "seconds", "metrics")}, indent=2))
     print(f"wrote {image_path}, {source_path} and {report_path}")
 
 
-def run_edit(args) -> None:
-    from .api import edit
+# options named as the algorithms' settings; None (every default) leaves the chosen algorithm's own
+ALGORITHM_OPTIONS = ("steps", "guidance", "source_guidance", "method", "inject", "strategy", "blocks", "mask_rule",
+                     "gamma", "eta", "start", "stop", "n_max", "n_avg", "n_min", "seed")
 
+
+def read_mask(spec: str):
+    """A mask image as a boolean [H, W] array: nonzero pixels may change."""
+    import numpy as np
+
+    return np.asarray(load_image(spec).convert("L")) > 0
+
+
+def algorithm_settings(args, masked: bool = False) -> dict:
+    """The settings the options give the chosen algorithm, checked against what it takes before any model loads
+    (``masked``: each edit gets a mask, from --mask or from its case)."""
+    settings = {name: getattr(args, name) for name in ALGORITHM_OPTIONS if getattr(args, name, None) is not None}
+    if getattr(args, "cache_on_cpu", False):
+        settings["cache_device"] = "cpu"
+    if "mask_rule" in settings and not masked:
+        raise ValueError("--mask-rule decides how a mask maps to latent cells: give a mask too")
+    check_settings(args.algorithm, {**settings, "mask": None} if masked else settings)
+    return settings
+
+
+def run_edit(args) -> None:
+    from .algorithms import run_algorithm
+
+    settings = algorithm_settings(args, masked=args.mask is not None)
+    if args.mask is not None:
+        settings["mask"] = read_mask(args.mask)
     image = _checked_image(args, "edited")
     pipe = pipeline_from_options(args)
-    result = edit(pipe, image, args.source_prompt, args.target_prompt, steps=args.steps,
-                  inject=args.inject, guidance=args.guidance, method=args.method, strategy=args.strategy,
-                  blocks=args.blocks, cache_device="cpu" if args.cache_on_cpu else None, progress=terminal_progress())
+    result = run_algorithm(args.algorithm, pipe, image, args.source_prompt, args.target_prompt,
+                           progress=terminal_progress(), **settings)
     _write(args, "edited", result, pipe)
 
 
@@ -125,55 +129,65 @@ def run_reconstruct(args) -> None:
 def run_batch(args) -> None:
     from .batch import run_cases
 
-    summary = run_cases(args.cases, args.out, lambda device: pipeline_from_options(args, device), steps=args.steps,
-                        inject=args.inject, guidance=args.guidance, method=args.method, strategy=args.strategy)
+    settings = algorithm_settings(args)
+    summary = run_cases(args.cases, args.out, lambda device: pipeline_from_options(args, device),
+                        algorithm=args.algorithm, **settings)
     if summary is not None:
         print(json.dumps(summary, indent=2))
 
 
-def model_options(parser) -> None:
-    group = parser.add_argument_group("model")
-    group.add_argument("--model", default=DEFAULT_MODEL,
-                       help=f"Hugging Face repo id (from the local cache) or local directory of a FLUX or Stable Diffusion 3 "
-                       f"pipeline, or mini for the trained mini FLUX shipped in the package (CPU) (default "
-                       f"{DEFAULT_MODEL})")
-    tiny = group.add_mutually_exclusive_group()
-    tiny.add_argument("--tiny", action="store_true", help="use the tiny random-weight FLUX (CPU, no weights needed)")
-    tiny.add_argument("--tiny-sd3", action="store_true",
-                      help="use the tiny random-weight Stable Diffusion 3 (CPU, no weights needed)")
-    group.add_argument("--offload", action="store_true", help="model CPU offload: fits a ~24 GB GPU, slower")
-    group.add_argument("--allow-download", action="store_true",
-                       help="let diffusers download missing weights (needs `hf auth login` and the licence accepted)")
-    group.add_argument("--vae-tiling", action="store_true", help="encode/decode large images tile by tile")
-    group.add_argument("--compile", action="store_true", help="torch.compile the transformer (GPU)")
-
-
-def solver_options(parser, auto_guidance: str) -> None:
-    parser.add_argument("--steps", type=int, default=8, help="solver steps per pass (default 8)")
-    parser.add_argument("--method", choices=list(SOLVERS), default="fireflow", help="solver (default fireflow)")
-    parser.add_argument("--guidance", type=_guidance, default="auto",
-                        help="FLUX guidance: a number or a per-step list like 1,2,2,2 (default auto: "
-                        f"{auto_guidance} for guidance-distilled models such as FLUX.1-dev, "
-                        "none for FLUX.1-schnell)")
-
-
-def edit_options(parser) -> None:
-    parser.add_argument("--inject", type=int, default=1,
-                        help="denoising steps (nearest the noise) that receive stored attention features (default 1)")
-    parser.add_argument("--strategy", default="replace_v",
-                        help=f"{', '.join(STRATEGY_TERMS)} or a '+' combination (default replace_v)")
-    parser.add_argument("--blocks", type=_blocks, default=None,
-                        help="single-stream blocks that store/inject, e.g. 0-37 or 20,21 (default all)")
+def algorithm_options(parser, mask: str | None = None) -> None:
+    """--algorithm and every algorithm's settings; each defaults to the chosen algorithm's own. ``mask``: how the
+    command's edits get masks, "image" (--mask, an image for the one edit), "cases" (each case's own), or None."""
+    parser.add_argument("--algorithm", choices=list(ALGORITHMS), default="fireflow",
+                        help="fireflow: invert, then denoise injecting attention features (any --method); "
+                        "rf_inversion: controlled ODEs both ways (Rout et al.); flowedit: inversion-free "
+                        "(Kulikov et al.) (default fireflow)")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="steps per pass (default: fireflow 8, rf_inversion 28, flowedit the authors' for the "
+                        "family: FLUX 28, SD3 50)")
+    parser.add_argument("--guidance", type=_guidance, default=None,
+                        help="guidance of the edit (the target side): a number, or for fireflow on FLUX a per-step "
+                        "list like 1,2,2,2 (default auto: each algorithm's own for the model, e.g. fireflow 2 on "
+                        "FLUX.1-dev; none for FLUX.1-schnell)")
+    parser.add_argument("--source-guidance", type=_guidance, default=None,
+                        help="guidance on the source side: fireflow's and rf_inversion's inversion, flowedit's "
+                        "source velocity (default auto)")
+    parser.add_argument("--seed", type=int, default=None, help="rf_inversion's noise sample, flowedit's noise draws")
+    fireflow = parser.add_argument_group("fireflow (inversion + attention-feature injection)")
+    fireflow.add_argument("--method", choices=list(SOLVERS), default=None, help="solver (default fireflow)")
+    fireflow.add_argument("--inject", type=int, default=None,
+                          help="denoising steps (nearest the noise) that receive stored attention features (default 1)")
+    fireflow.add_argument("--strategy", default=None,
+                          help=f"{', '.join(STRATEGY_TERMS)} or a '+' combination (default replace_v)")
+    fireflow.add_argument("--blocks", type=_blocks, default=None,
+                          help="single-stream blocks that store/inject, e.g. 0-37 or 20,21 (default all)")
+    if mask == "image":
+        fireflow.add_argument("--mask", default=None,
+                              help="image of the region that may change (nonzero pixels), at the image's size")
+    if mask is not None:
+        fireflow.add_argument("--mask-rule", choices=MASK_RULES, default=None,
+                              help="a latent cell may change if any (default), half or all of its pixels are in the "
+                              "mask")
+    rf = parser.add_argument_group("rf_inversion")
+    rf.add_argument("--gamma", type=float, default=None, help="inversion's pull toward the noise sample (default 0.5)")
+    rf.add_argument("--eta", type=float, default=None, help="edit's pull toward the source (default 1.0)")
+    rf.add_argument("--start", type=float, default=None, help="eta's window: first fraction of the steps (default 0)")
+    rf.add_argument("--stop", type=float, default=None, help="eta's window: end, a fraction of the steps (default 0.25)")
+    flowedit = parser.add_argument_group("flowedit")
+    flowedit.add_argument("--n-max", type=int, default=None,
+                          help="steps that run from the data end (default FLUX 24, SD3 33)")
+    flowedit.add_argument("--n-avg", type=int, default=None, help="noise draws averaged per step (default 1)")
+    flowedit.add_argument("--n-min", type=int, default=None, help="last steps sampled plainly (default 0)")
 
 
 def _edit_command(edit) -> None:
-    edit.description = ("Invert IMAGE with the source prompt, denoise with the target prompt, injecting attention "
-                        "features; writes edited.png, source.png, edited.json.")
+    edit.description = ("Edit IMAGE from the source prompt to the target prompt with an editing algorithm "
+                        "(FireFlow's recipe by default); writes edited.png, source.png, edited.json.")
     edit.add_argument("--image", required=True, help="image file, or skimage:chelsea / skimage:astronaut / skimage:coffee")
     edit.add_argument("--source-prompt", required=True, help="describes the image as it is")
     edit.add_argument("--target-prompt", required=True, help="describes the image as it should become")
-    solver_options(edit, "2")
-    edit_options(edit)
+    algorithm_options(edit, mask="image")
     edit.add_argument("--cache-on-cpu", action="store_true", help="keep stored attention features in CPU memory")
     edit.add_argument("--out", type=Path, default=Path("out/edit"), help="output directory (default out/edit)")
     model_options(edit)
@@ -184,7 +198,11 @@ def _reconstruct_command(rec) -> None:
     rec.description = "The paper's reconstruction test: same prompt both ways, no injection."
     rec.add_argument("--image", required=True, help="image file, or skimage:chelsea / skimage:astronaut / skimage:coffee")
     rec.add_argument("--prompt", default="", help="prompt for both passes (default empty)")
-    solver_options(rec, "1")
+    rec.add_argument("--steps", type=int, default=8, help="solver steps per pass (default 8)")
+    rec.add_argument("--method", choices=list(SOLVERS), default="fireflow", help="solver (default fireflow)")
+    rec.add_argument("--guidance", type=_guidance, default="auto",
+                     help="FLUX guidance: a number or a per-step list like 1,2,2,2 (default auto: 1 for "
+                     "guidance-distilled models such as FLUX.1-dev, none for FLUX.1-schnell)")
     rec.add_argument("--out", type=Path, default=Path("out/reconstruct"), help="output directory")
     model_options(rec)
     rec.set_defaults(run=run_reconstruct)
@@ -192,11 +210,10 @@ def _reconstruct_command(rec) -> None:
 
 def _batch_command(batch) -> None:
     batch.description = ("Each line: {\"image\": ..., \"source_prompt\": ..., \"target_prompt\": ..., optional "
-                         "\"mask\"}. Run under `accelerate launch -m fireflow_edu batch ...` to shard.")
+                         "\"id\", \"mask\"}. Run under `accelerate launch -m fireflow_edu batch ...` to shard.")
     batch.add_argument("--cases", type=Path, required=True, help="JSONL file of cases")
     batch.add_argument("--out", type=Path, required=True, help="output directory")
-    solver_options(batch, "2")
-    edit_options(batch)
+    algorithm_options(batch)
     model_options(batch)
     batch.set_defaults(run=run_batch)
 

@@ -14,6 +14,13 @@ from .velocity import FluxVelocity, encode_prompt, per_step_guidance, resolve_gu
 # what "auto" means on a guidance-distilled FLUX: faithful inversion at 1, the reference's edits at 2, and
 # generation at 2 as well (FluxPipeline's 3.5 is one argument away), so generated images and their edits share a flow
 AUTO_GUIDANCE = {"invert": 1.0, "edit": 2.0, "generate": 2.0}
+# what the other editing methods' authors ran on FLUX.1-dev: RF-Inversion as diffusers' community pipeline
+# (examples/community/pipeline_flux_rf_inversion.py: the empty prompt inverted at guidance 0, edits at 3.5),
+# FlowEdit as its repository's FLUX_exp.yaml
+METHOD_DEFAULTS = {
+    "rf_inversion": {"source_guidance": 0.0, "guidance": 3.5},
+    "flowedit": {"steps": 28, "n_max": 24, "source_guidance": 1.5, "guidance": 5.5},
+}
 
 
 TIMESTEP_DISTILLED = ("this FLUX looks timestep-distilled like FLUX.1-schnell (no guidance embedding, no schedule "
@@ -28,6 +35,7 @@ class FluxAdapter:
     def __init__(self, pipe):
         self.pipe = pipe
         self.size_multiple = size_multiple(pipe)
+        self.mask_cell = pipe.vae_scale_factor  # one latent pixel: a token packs 2x2 of them, masked one by one
         self.device = pipe._execution_device
         config = pipe.scheduler.config
         distilled = (not pipe.transformer.config.guidance_embeds and not config.get("use_dynamic_shifting")
@@ -60,6 +68,20 @@ class FluxAdapter:
         resolved = resolve_guidance(guidance, embedded, AUTO_GUIDANCE[role])
         per_step_guidance(resolved, steps, embedded)  # a per-step list must have one value per step
         return resolved
+
+    def method_defaults(self, method: str) -> dict:
+        """The settings ``method``'s authors used on FLUX.1-dev; guidance "auto" on a model without the embedding."""
+        embedded = self.pipe.transformer.config.guidance_embeds
+        return {key: value if embedded or not key.endswith("guidance") else "auto"
+                for key, value in METHOD_DEFAULTS[method].items()}
+
+    def latent_mask(self, cells) -> torch.Tensor:
+        """Boolean [1, L, 4C] over the packed latents from latent-pixel cells [h, w], packed as the latents are, so
+        each of a token's 2x2 latent pixels is kept or edited on its own."""
+        channels = self.pipe.transformer.config.in_channels // 4
+        h, w = cells.shape
+        grid = torch.from_numpy(np.ascontiguousarray(cells)).float()[None, None].expand(1, channels, h, w)
+        return (self.pipe._pack_latents(grid, 1, channels, h, w) > 0.5).to(self.device)
 
     def branches(self, guidance) -> int:
         """Transformer branches per evaluation: always 1 (distilled guidance is an input, not a second branch)."""

@@ -1,8 +1,9 @@
-"""Edit-speed benchmark: transformer time per edit for Euler 28+28, RF-Solver 15, FireFlow 8 and 15.
+"""Edit-speed benchmark: transformer time per edit for Euler 28+28, RF-Solver 15, FireFlow 8 and 15, and FireFlow's
+peers RF-Inversion 28+28 and FlowEdit (28 steps, n_max 24).
 
-An edit is timed as the paper's Table 5 counts it, inversion plus denoising with
-attention-feature storing and injection (replace_v, inject 1), on packed latents
-of the given image size with 512 text tokens. Text encoders and the VAE are left
+An edit is timed as the paper's Table 5 counts it: for the inversion-based recipe, inversion plus denoising with
+attention-feature storing and injection (replace_v, inject 1); for RF-Inversion its two controlled Euler passes;
+for FlowEdit its n_max steps of two calls each; on packed latents of the given image size with 512 text tokens. Text encoders and the VAE are left
 out (they cost the same for every solver). ``random_transformer`` builds a
 FLUX.1-dev-architecture transformer with random weights, so any GPU can time it
 without the gated weights; the numbers are speed, not image quality.
@@ -16,15 +17,19 @@ import statistics
 import torch
 from tqdm import tqdm
 
-from ..schedules import flux_schedule
-from ..timing import Clock
 from ..editing.features import AttentionFeatures, resolve_blocks
+from ..editing.flowedit import FlowEditVelocity
+from ..editing.rf_inversion import ControlledVelocity, eta_window
+from ..schedules import flux_schedule
+from ..solvers import integrate
+from ..timing import Clock
 from .adapter import single_block_hooks
-from .velocity import PromptEmbedding, solve_pass
+from .velocity import FluxVelocity, PromptEmbedding, solve_pass
 
-# (label, method, steps) as in the paper's Table 5 and the issue's comparison
-CONFIGS = (("euler_28", "euler", 28), ("rf_solver_15", "rf_solver", 15),
-           ("fireflow_8", "fireflow", 8), ("fireflow_15", "fireflow", 15))
+# (label, algorithm, solver, steps): the paper's Table 5, then the peers at their authors' FLUX settings
+CONFIGS = (("euler_28", "fireflow", "euler", 28), ("rf_solver_15", "fireflow", "rf_solver", 15),
+           ("fireflow_8", "fireflow", "fireflow", 8), ("fireflow_15", "fireflow", "fireflow", 15),
+           ("rf_inversion_28", "rf_inversion", "euler", 28), ("flowedit_28", "flowedit", "euler", 28))
 FLUX_DEV_ARCHITECTURE = dict(patch_size=1, in_channels=64, num_layers=19, num_single_layers=38,
                              attention_head_dim=128, num_attention_heads=24, joint_attention_dim=4096,
                              pooled_projection_dim=768, guidance_embeds=True, axes_dims_rope=(16, 56, 56))
@@ -65,20 +70,51 @@ def _inputs(transformer, height: int, width: int, text_tokens: int, seed: int = 
     return prompt, img_ids, latents
 
 
-def time_edit(transformer, height: int, width: int, method: str, steps: int, inject: int = 1,
+def _injected_edit(transformer, latents, prompt, img_ids, sampling, method: str) -> int:
+    """FireFlow's recipe: inversion and denoising with replace_v injection in 1 step; returns the NFE."""
+    features = AttentionFeatures("replace_v", 1, resolve_blocks(None, len(transformer.single_transformer_blocks)))
+    with single_block_hooks(transformer, features):
+        inverted = solve_pass(transformer, latents, prompt, img_ids, sampling.flip(0), method, 1.0, features)
+        denoised = solve_pass(transformer, inverted.x, prompt, img_ids, sampling, method, 2.0, features)
+    return inverted.nfe + denoised.nfe
+
+
+def _rf_inversion(transformer, latents, prompt, img_ids, sampling, method: str) -> int:
+    """RF-Inversion's controlled passes at the community pipeline's settings; returns the NFE."""
+    steps = len(sampling) - 1
+    noise = torch.randn(latents.shape, generator=torch.Generator().manual_seed(1)).to(latents.device)
+    inversion = ControlledVelocity(FluxVelocity(transformer, prompt, img_ids, sampling.flip(0), 0.0), noise, 1.0,
+                                   [0.5] * steps)
+    inverted = integrate(inversion, latents, sampling.flip(0), method)
+    editing = ControlledVelocity(FluxVelocity(transformer, prompt, img_ids, sampling, 3.5), latents, 0.0,
+                                 eta_window(steps, 1.0, 0.0, 0.25))
+    return inverted.nfe + integrate(editing, inverted.x, sampling, method).nfe
+
+
+def _flowedit(transformer, latents, prompt, img_ids, sampling, method: str, n_max: int = 24) -> int:
+    """FlowEdit's n_max coupled steps at its authors' FLUX guidance; returns the NFE (two calls a step)."""
+    grid = sampling[len(sampling) - 1 - n_max:]
+    field = FlowEditVelocity(FluxVelocity(transformer, prompt, img_ids, grid, 1.5),
+                             FluxVelocity(transformer, prompt, img_ids, grid, 5.5), latents, 1,
+                             torch.Generator().manual_seed(1))
+    return 2 * integrate(field, latents, grid, method).nfe
+
+
+TIMED = {"fireflow": _injected_edit, "rf_inversion": _rf_inversion, "flowedit": _flowedit}
+
+
+def time_edit(transformer, height: int, width: int, algorithm: str, method: str, steps: int,
               text_tokens: int = 512) -> dict:
-    """Seconds and NFE of one edit (inversion + denoising with replace_v injection) on random inputs.
+    """Seconds and NFE of one edit by ``algorithm`` (a key of :data:`TIMED`) on random inputs.
 
     The grid is FLUX.1-dev's (a bare transformer has no scheduler); its length is what costs time.
     """
     prompt, img_ids, latents = _inputs(transformer, height, width, text_tokens)
     sampling = flux_schedule(steps, latents.shape[1])
-    features = AttentionFeatures("replace_v", inject, resolve_blocks(None, len(transformer.single_transformer_blocks)))
     clock = Clock(latents.device)
-    with single_block_hooks(transformer, features), clock.phase("edit"):
-        inverted = solve_pass(transformer, latents, prompt, img_ids, sampling.flip(0), method, 1.0, features)
-        denoised = solve_pass(transformer, inverted.x, prompt, img_ids, sampling, method, 2.0, features)
-    return {"seconds": clock.seconds["edit"], "nfe": inverted.nfe + denoised.nfe}
+    with clock.phase("edit"):
+        nfe = TIMED[algorithm](transformer, latents, prompt, img_ids, sampling, method)
+    return {"seconds": clock.seconds["edit"], "nfe": nfe}
 
 
 def time_single_call(transformer, height: int, width: int, text_tokens: int = 512,
@@ -120,10 +156,11 @@ def run_benchmark(transformer, sizes=(512, 1024), configs=CONFIGS, repeats: int 
     for size in tqdm(sizes, desc="sizes", disable=not progress):
         single = time_single_call(transformer, size, size, text_tokens)
         row = {"single_call_seconds": single, "configs": {}}
-        for label, method, steps in configs:
-            time_edit(transformer, size, size, method, steps, text_tokens=text_tokens)  # warm-up
-            runs = [time_edit(transformer, size, size, method, steps, text_tokens=text_tokens) for _ in range(repeats)]
-            row["configs"][label] = {"method": method, "steps": steps, "nfe": runs[0]["nfe"],
+        for label, algorithm, method, steps in configs:
+            time_edit(transformer, size, size, algorithm, method, steps, text_tokens=text_tokens)  # warm-up
+            runs = [time_edit(transformer, size, size, algorithm, method, steps, text_tokens=text_tokens)
+                    for _ in range(repeats)]
+            row["configs"][label] = {"algorithm": algorithm, "method": method, "steps": steps, "nfe": runs[0]["nfe"],
                                      "seconds": statistics.median(r["seconds"] for r in runs)}
         euler = row["configs"].get("euler_28")
         for entry in row["configs"].values():
@@ -140,10 +177,10 @@ def format_benchmark(results: dict) -> str:
              f"{results['text_tokens']} text tokens (transformer time only)"]
     for size, row in results["sizes"].items():
         lines.append(f"\n{size}x{size}: one transformer call {row['single_call_seconds'] * 1e3:.1f} ms")
-        lines.append(f"  {'config':<14}{'NFE':>5}{'seconds':>10}{'ms/NFE':>9}{'vs euler 28+28':>16}")
+        lines.append(f"  {'config':<16}{'NFE':>5}{'seconds':>10}{'ms/NFE':>9}{'vs euler 28+28':>16}")
         for label, entry in row["configs"].items():
             speedup = entry["speedup_vs_euler_28"]
-            lines.append(f"  {label:<14}{entry['nfe']:>5}{entry['seconds']:>10.3f}{entry['seconds_per_nfe'] * 1e3:>9.1f}"
+            lines.append(f"  {label:<16}{entry['nfe']:>5}{entry['seconds']:>10.3f}{entry['seconds_per_nfe'] * 1e3:>9.1f}"
                          f"{(f'{speedup:.2f}x' if speedup else '-'):>16}")
         if "fireflow_8_vs_18_calls" in row:
             lines.append(f"  fireflow 8-step edit / (18 x one call) = {row['fireflow_8_vs_18_calls']:.2f}")

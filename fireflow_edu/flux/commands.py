@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..editing.commands import model_options, pipeline_from_options
+from ..models import model_options, pipeline_from_options
 
 
 def run_bench(args) -> None:

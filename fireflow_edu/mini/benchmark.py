@@ -20,7 +20,8 @@ import statistics
 import numpy as np
 from tqdm import tqdm
 
-from ..editing.api import edit, generate, reconstruct
+from ..editing.algorithms import run_algorithm
+from ..editing.api import generate, reconstruct
 from ..editing.boundary import model_adapter
 from ..editing.metrics import capped, masked_psnr, psnr, rmse_255, ssim
 from .detect import check_scene, detect
@@ -29,14 +30,21 @@ from .scenes import EDIT_KINDS, SIZE, TEST_SEEDS, make_edit, random_scene
 GENERATION = (("euler", 20), ("fireflow", 10))
 GUIDANCE_SCALES = (1.0, 1.5, 2.0, 3.0, 4.0)
 RECONSTRUCTION = (("euler", 9), ("rf_solver", 5), ("fireflow", 8), ("euler", 31), ("rf_solver", 15), ("fireflow", 30))
-EDITING = (  # (label, method, steps, inject, strategy): the paper's settings, injection ~1/8 of the steps
-    ("euler 28", "euler", 28, 4, "replace_v"),
-    ("rf_solver 15", "rf_solver", 15, 2, "replace_v"),
-    ("fireflow 8", "fireflow", 8, 1, "replace_v"),
-    ("fireflow 15", "fireflow", 15, 2, "replace_v"),
-    ("fireflow 8 add_q", "fireflow", 8, 1, "add_q"),
-    ("fireflow 8 add_k", "fireflow", 8, 1, "add_k"),
-    ("fireflow 8 no injection", "fireflow", 8, 0, "replace_v"),
+EDITING = (  # (label, algorithm, settings): the paper's solver settings, injection ~1/8 of the steps, then FireFlow's
+    # peers at their authors' FLUX defaults (the paper's Table 4, ReFlow rows) and FireFlow 8 given the ground-truth
+    # edit mask under each rule that maps it to latent cells (mask=True: the case's own mask)
+    ("euler 28", "fireflow", dict(method="euler", steps=28, inject=4)),
+    ("rf_solver 15", "fireflow", dict(method="rf_solver", steps=15, inject=2)),
+    ("fireflow 8", "fireflow", dict(steps=8, inject=1)),
+    ("fireflow 15", "fireflow", dict(steps=15, inject=2)),
+    ("fireflow 8 add_q", "fireflow", dict(steps=8, inject=1, strategy="add_q")),
+    ("fireflow 8 add_k", "fireflow", dict(steps=8, inject=1, strategy="add_k")),
+    ("fireflow 8 no injection", "fireflow", dict(steps=8, inject=0)),
+    ("rf_inversion 28", "rf_inversion", {}),
+    ("flowedit 28, n_max 24", "flowedit", {}),
+    ("fireflow 8 + mask (any)", "fireflow", dict(steps=8, inject=1, mask=True, mask_rule="any")),
+    ("fireflow 8 + mask (half)", "fireflow", dict(steps=8, inject=1, mask=True, mask_rule="half")),
+    ("fireflow 8 + mask (all)", "fireflow", dict(steps=8, inject=1, mask=True, mask_rule="all")),
 )
 
 
@@ -112,21 +120,34 @@ def score_edit(case, edited: np.ndarray) -> dict:
 
 
 def editing(pipe, num_cases: int = 200, configs=EDITING, progress: bool = True) -> dict:
-    """Every edit config on the same cases: means overall and success rate per edit kind."""
+    """Every edit config on the same cases: means overall, success rate per edit kind, NFE and seconds per edit."""
     cases = edit_cases(num_cases)
     results = {}
-    for label, method, steps, inject, strategy in configs:
-        scores, nfe = [], 0
+    for label, algorithm, settings in configs:
+        scores, nfe, seconds = [], 0, []
         for case in tqdm(cases, desc=f"edit {label}", disable=not progress):
-            out = edit(pipe, case.source.render(), case.source.caption, case.target.caption, steps=steps,
-                       inject=inject, method=method, strategy=strategy,
-                       progress=False)
+            given = {**settings, "mask": case.mask} if settings.get("mask") is True else settings
+            out = run_algorithm(algorithm, pipe, case.source.render(), case.source.caption, case.target.caption,
+                                progress=False, **given)
             nfe = out.nfe
+            seconds.append(out.seconds["total"])
             scores.append((case.kind, score_edit(case, np.asarray(out.image))))
-        row = {"nfe": nfe, **{key: _mean([s[key] for _, s in scores]) for key in scores[0][1]}}
+        row = {"nfe": nfe, "seconds": _mean(seconds), **{key: _mean([s[key] for _, s in scores]) for key in scores[0][1]}}
         row["success_by_kind"] = {kind: _mean([s["success"] for k, s in scores if k == kind]) for kind in EDIT_KINDS}
         results[label] = row
     return results
+
+
+def update_editing(pipe, results: dict, labels, progress: bool = True) -> dict:
+    """A saved mini-bench ``results`` with the editing rows ``labels`` (of :data:`EDITING`) measured again on the same
+    cases (the same model and count give the same cases), the rows kept in EDITING's order."""
+    known = [label for label, *_ in EDITING]
+    unknown = [label for label in labels if label not in known]
+    if unknown:
+        raise ValueError(f"unknown editing rows {unknown}; rows: {known}")
+    measured = editing(pipe, results["counts"]["edits"], [c for c in EDITING if c[0] in labels], progress)
+    merged = {**results["editing"], **measured}
+    return {**results, "editing": {label: merged[label] for label in known if label in merged}}
 
 
 def run_mini_benchmark(pipe, num_captions: int = 200, num_reconstructions: int = 100, num_edits: int = 200,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..editing.commands import edit_options, model_options, pipeline_from_options, solver_options
+from ..editing.commands import algorithm_options, algorithm_settings
+from ..models import model_options, pipeline_from_options
 
 
 def run_piebench(args) -> None:
@@ -27,11 +28,11 @@ def run_piebench(args) -> None:
     if (args.out / "mapping_file.json").exists():
         raise ValueError(f"--out {args.out} is a PIE-Bench folder (it holds mapping_file.json): the edited images "
                          "would replace its sources; give another folder")
+    settings = algorithm_settings(args, masked=args.use_masks)
     summary = run_piebench(args.data, args.out, lambda device: pipeline_from_options(args, device),
                            lambda device: PieBenchScorer(device, clip=args.clip, dino=args.dino),
-                           progress=terminal_progress(),
-                           steps=args.steps, inject=args.inject, guidance=args.guidance, method=args.method,
-                           strategy=args.strategy)
+                           progress=terminal_progress(), algorithm=args.algorithm, use_masks=args.use_masks,
+                           **settings)
     if summary is not None:
         print(format_piebench(summary))
         print(f"wrote {args.out / 'summary.json'}")
@@ -51,8 +52,10 @@ def _piebench_command(piebench) -> None:
                           help="local CLIP ViT-L/14 folder (default: the Hugging Face cache)")
     piebench.add_argument("--dino", type=Path, default=None,
                           help="local facebookresearch/dino clone (default: torch hub's cache)")
-    solver_options(piebench, "2")
-    edit_options(piebench)
+    piebench.add_argument("--use-masks", action="store_true",
+                          help="hand each case's PIE-Bench mask to the editor (fireflow): a configuration of its own, "
+                          "not comparable with mask-free numbers")
+    algorithm_options(piebench, mask="cases")
     model_options(piebench)
     piebench.set_defaults(run=run_piebench)
 

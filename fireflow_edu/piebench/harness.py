@@ -123,8 +123,12 @@ def read_piebench(folder: Path) -> list[PieBenchCase]:
     return cases
 
 
-def edit_piebench_case(pipe, case: PieBenchCase, scorer, out: Path, **settings) -> dict:
-    """Edit one case, save the image in the reference's layout, read it back and score what was saved.
+def edit_piebench_case(pipe, case: PieBenchCase, scorer, out: Path, algorithm: str = "fireflow",
+                       use_masks: bool = False, **settings) -> dict:
+    """Edit one case with ``algorithm`` and its ``settings``, save the image in the reference's layout, read it back
+    and score what was saved. ``use_masks`` hands the case's mask to the editor (the region it may change), as
+    mask-guided methods such as KV-Edit report their numbers: a configuration of its own, not comparable with
+    mask-free ones.
 
     The reference saves under the case's own ``image_path`` (``.jpg`` in PIE-Bench, so PIL writes JPEG at
     quality 75) and its ``evaluate.py`` scores the files it re-reads; so do we, so the JPEG step is in our
@@ -133,7 +137,7 @@ def edit_piebench_case(pipe, case: PieBenchCase, scorer, out: Path, **settings) 
     """
     from PIL import Image
 
-    from ..editing.api import edit
+    from ..editing.algorithms import run_algorithm
     from ..editing.boundary import model_adapter
 
     source = np.asarray(Image.open(case.image).convert("RGB"))
@@ -145,7 +149,10 @@ def edit_piebench_case(pipe, case: PieBenchCase, scorer, out: Path, **settings) 
     image_format = Image.registered_extensions().get(target.suffix.lower())  # the temporary name has no say
     if image_format is None:
         raise ValueError(f"case {case.key}: PIL saves no format under the suffix of {case.image_path!r}")
-    result = edit(pipe, source, case.source_prompt, case.target_prompt, progress=False, **settings)
+    if use_masks:
+        settings["mask"] = case.mask(source.shape[:2]) > 0.5
+    result = run_algorithm(algorithm, pipe, source, case.source_prompt, case.target_prompt, progress=False,
+                           **settings)
     write_atomically(target, lambda temporary: result.image.save(temporary, format=image_format))
     with Image.open(target) as saved:
         edited = np.asarray(saved.convert("RGB"))

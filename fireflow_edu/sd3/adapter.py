@@ -16,6 +16,7 @@ the *image* tokens in the joint-attention blocks (``transformer_blocks``), after
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from ..editing.boundary import pipeline_schedule
@@ -24,6 +25,13 @@ from ..editing.images import vae_decode, vae_encode
 
 # classifier-free guidance "auto" means: none to invert, the reference's 2 to edit, diffusers' 7 to generate
 AUTO_GUIDANCE = {"invert": None, "edit": 2.0, "generate": 7.0}
+# the other editing methods on SD3: FlowEdit as its repository's SD3_exp.yaml; RF-Inversion has no SD3 reference
+# (its authors and diffusers' pipeline use FLUX), so it inverts without guidance, as our inversions do, and edits
+# at diffusers' own SD3 guidance
+METHOD_DEFAULTS = {
+    "rf_inversion": {"source_guidance": None, "guidance": 7.0},
+    "flowedit": {"steps": 50, "n_max": 33, "source_guidance": 3.5, "guidance": 13.5},
+}
 
 
 class SD3Prompt:
@@ -75,6 +83,7 @@ class SD3Adapter:
     def __init__(self, pipe):
         self.pipe = pipe
         self.size_multiple = pipe.vae_scale_factor * pipe.transformer.config.patch_size
+        self.mask_cell = pipe.vae_scale_factor  # one latent pixel
         self.device = pipe._execution_device
 
     def encode_image(self, pixels) -> torch.Tensor:
@@ -112,6 +121,14 @@ class SD3Adapter:
             raise ValueError("SD3 takes one classifier-free guidance scale per pass, not one per step: "
                              f"give a number or 'auto', got {guidance!r}")
         return None if guidance is None else float(guidance)
+
+    def method_defaults(self, method: str) -> dict:
+        """The settings ``method``'s authors used on SD3 (see METHOD_DEFAULTS)."""
+        return dict(METHOD_DEFAULTS[method])
+
+    def latent_mask(self, cells) -> torch.Tensor:
+        """Boolean [1, 1, h, w] over the latent grid from cells [h, w]."""
+        return torch.from_numpy(np.ascontiguousarray(cells))[None, None].to(self.device)
 
     def branches(self, guidance) -> int:
         """Transformer branches per evaluation: 2 with classifier-free guidance, else 1."""
