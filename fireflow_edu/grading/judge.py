@@ -52,7 +52,11 @@ def _random_grid(rng: np.random.Generator, increasing: bool) -> list[float]:
 
 
 def _model_judge(exercise: Exercise):
-    return import_module(MODEL_JUDGES[exercise.model])
+    try:
+        return import_module(MODEL_JUDGES[exercise.model])
+    except ImportError as error:  # the model's libraries are an extra, as for the commands that run it
+        raise ValueError(f"{exercise.label} runs on the {exercise.model} model, whose libraries are not installed: "
+                         f"pip install 'fireflow_edu[flux,grading]' ({error})") from error
 
 
 def draw(exercise: Exercise, rng: np.random.Generator) -> dict:
