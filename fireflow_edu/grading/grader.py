@@ -39,7 +39,7 @@ import numpy as np
 
 from . import sandbox
 from .exercises import assignment_exercises
-from .judge import borrowed_code, draw, verdict
+from .judge import borrowed, draw, verdict
 from .probe import MARKER
 from .student import CHECK
 
@@ -129,12 +129,12 @@ def _grade(submission: Path, assignment: str, timeout: int, memory_gb: float, se
     if failure is not None:
         return {**row, "reason": failure}
     answers = _probe_answers(executed)
-    borrowed = borrowed_code([c.source for c in code])
+    sources = [c.source for c in code]
     failures = []
     for exercise, item in zip(exercises, request["exercises"]):
         why = verdict(exercise, item, answers.get(exercise.label))
-        if why is None and exercise.kind == "step" and borrowed:
-            why = "the notebook borrows the package's steps (" + "; ".join(borrowed) + "): write the update yourself"
+        if why is None:
+            why = borrowed(exercise, sources)
         row[exercise.label] = int(why is None)
         if why is not None:
             failures.append(f"{exercise.label}: {why}")
