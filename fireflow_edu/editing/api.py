@@ -11,9 +11,11 @@ One pipeline for all three:
 4. the latents are decoded.
 
 Editing stores attention features during inversion and injects them during the first ``inject``
-denoising steps (:mod:`fireflow_edu.editing.features`). The solver state stays float32 whatever the
-transformer's dtype. FireFlow's velocity cache starts empty in each pass, so an 8-step FireFlow edit
-costs 9 + 9 = 18 transformer calls.
+denoising steps (:mod:`fireflow_edu.editing.features`); a mask keeps the unedited region on the inversion's
+trajectory (:mod:`fireflow_edu.editing.masks`). The solver state stays float32 whatever the transformer's dtype.
+FireFlow's velocity cache starts empty in each pass, so an 8-step FireFlow edit costs 9 + 9 = 18 transformer calls.
+FireFlow's peers, RF-Inversion and FlowEdit, live beside this recipe (:mod:`~fireflow_edu.editing.rf_inversion`,
+:mod:`~fireflow_edu.editing.flowedit`) and share its passes and results (:mod:`~fireflow_edu.editing.passes`).
 """
 
 from __future__ import annotations

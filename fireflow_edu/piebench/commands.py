@@ -12,11 +12,13 @@ def run_piebench(args) -> None:
     import json
 
     from ..reporting import terminal_progress
-    from .harness import format_piebench, run_piebench
+    from .harness import compare_piebench, format_piebench, run_piebench
     from .metrics import PieBenchScorer
 
-    if args.markdown is not None:  # the table of a finished run: nothing to edit
-        print(format_piebench(json.loads(args.markdown.read_text()), hide_absent=True, markdown=True))
+    if args.markdown is not None:  # the tables of finished runs: nothing to edit
+        summaries = [json.loads(path.read_text()) for path in args.markdown]
+        print(format_piebench(summaries[0], hide_absent=True, markdown=True) if len(summaries) == 1
+              else compare_piebench(summaries, markdown=True))
         return
     if args.data is None or args.out is None:
         raise ValueError("piebench needs --data (a PIE-Bench folder) and --out (a folder for the edits), "
@@ -45,9 +47,9 @@ def _piebench_command(piebench) -> None:
                             "under `accelerate launch -m fireflow_edu piebench ...` to shard.")
     piebench.add_argument("--data", type=Path, default=None, help="PIE-Bench folder (required to run)")
     piebench.add_argument("--out", type=Path, default=None, help="output folder (required to run)")
-    piebench.add_argument("--markdown", type=Path, default=None, metavar="SUMMARY_JSON",
+    piebench.add_argument("--markdown", type=Path, nargs="+", default=None, metavar="SUMMARY_JSON",
                           help="print a finished run's table (its summary.json) as Markdown, metrics absent "
-                               "everywhere left out, instead of running")
+                               "everywhere left out, instead of running; several runs: one row each, all cases")
     piebench.add_argument("--clip", type=Path, default=None,
                           help="local CLIP ViT-L/14 folder (default: the Hugging Face cache)")
     piebench.add_argument("--dino", type=Path, default=None,

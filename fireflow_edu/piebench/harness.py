@@ -238,6 +238,32 @@ def summarize(rows: list[dict]) -> dict:
             "all": means(rows) if rows else {"cases": 0}}
 
 
+def configuration(summary: dict) -> str:
+    """A run's configuration in a few words, from its summary's settings: the algorithm, the settings given, masks."""
+    settings = dict(summary.get("settings", {}))
+    words = [settings.pop("algorithm", "fireflow")]
+    masks = settings.pop("use_masks", False)
+    words += [f"{key} {value}" for key, value in settings.items() if value not in (None, "auto")]
+    return ", ".join(words) + (" + PIE-Bench masks" if masks else "")
+
+
+def compare_piebench(summaries: list[dict], markdown: bool = False) -> str:
+    """One row per run (its :func:`configuration`), the all-cases means, metrics absent everywhere left out: the
+    table that sets configurations side by side."""
+    columns = [c for c in COLUMNS if any(s["all"].get(c[0]) is not None for s in summaries)]
+    rows = [["configuration", "cases", *(title for _, _, title in columns)]]
+    rows += [[configuration(s), str(s["all"]["cases"]),
+              *("absent" if s["all"].get(m) is None else f"{s['all'][m]:.2f}" for m, _, _ in columns)]
+             for s in summaries]
+    if markdown:
+        lines = ["| " + " | ".join(cells) + " |" for cells in rows]
+        lines.insert(1, "|" + "---|" * len(rows[0]))
+        return "\n".join(lines)
+    width = max(len(row[0]) for row in rows)
+    return "\n".join(f"{name:<{width}} {cases:>5} " + " ".join(f"{cell:>14}" for cell in cells)
+                     for name, cases, *cells in rows)
+
+
 def format_piebench(summary: dict, hide_absent: bool = False, markdown: bool = False) -> str:
     """The per-type table as text, one row per editing type and one for all cases.
 
