@@ -176,13 +176,7 @@ def reading_problems(cells: list[dict]) -> list[str]:
     return problems
 
 
-# Issue 33's rewrite of these two comes next; strict, so the mark must go the day they pass.
-NOT_YET_READ = {"04_mini_flux_editing.ipynb", "06_flux_editing.ipynb"}
-
-
-@pytest.mark.parametrize("path", [pytest.param(p, marks=pytest.mark.xfail(
-    strict=True, reason="issue 33: not yet rewritten to read its outputs")) if p.name in NOT_YET_READ else p
-    for p in TUTORIALS], ids=lambda p: p.name)
+@pytest.mark.parametrize("path", TUTORIALS, ids=lambda p: p.name)
 def test_tutorials_read_their_own_outputs(path):
     problems = reading_problems(json.loads(path.read_text())["cells"])
     assert not problems, f"{path.name}:\n  " + "\n  ".join(problems)
