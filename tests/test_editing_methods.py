@@ -161,6 +161,23 @@ def test_the_mask_rules_on_hand_made_cells():
     assert latent_cells(mask, 8, "all").tolist() == [[False, False], [True, False]]
 
 
+def test_the_identities_hold_on_the_trained_mini_flux(mini):
+    from fireflow_edu.mini.benchmark import edit_cases
+
+    case = edit_cases(2)[1]  # a colour change
+    source, caption, target = case.source.render(), case.source.caption, case.target.caption
+    same = flowedit(mini, source, caption, caption, steps=6, n_max=4, guidance=2.0, source_guidance=2.0, progress=False)
+    assert np.array_equal(np.asarray(same.image), vae_round_trip(mini, source))
+    uncontrolled = rf_inversion_edit(mini, source, caption, target, steps=4, gamma=0.0, eta=0.0, source_guidance=1.0,
+                                     guidance=2.0, empty_inversion_prompt=False, progress=False)
+    inversion = invert(mini, source, caption, steps=4, method="euler", progress=False)
+    assert np.array_equal(np.asarray(uncontrolled.image), np.asarray(edit_inversion(mini, inversion, target, progress=False).image))
+    nowhere = edit(mini, source, caption, target, mask=np.zeros((32, 32), bool), progress=False)
+    everywhere = edit(mini, source, caption, target, mask=np.ones((32, 32), bool), progress=False)
+    assert np.array_equal(np.asarray(nowhere.image), vae_round_trip(mini, source))
+    assert np.array_equal(np.asarray(everywhere.image), np.asarray(edit(mini, source, caption, target, progress=False).image))
+
+
 def test_mask_guided_fireflow_on_the_mini_keeps_the_background_the_unmasked_edit_loses(mini):
     from fireflow_edu.editing.metrics import masked_psnr
     from fireflow_edu.mini.benchmark import edit_cases
