@@ -249,8 +249,9 @@ def configuration(summary: dict) -> str:
 
 def compare_piebench(summaries: list[dict], markdown: bool = False) -> str:
     """One row per run (its :func:`configuration`), the all-cases means, metrics absent everywhere left out: the
-    table that sets configurations side by side."""
-    columns = [c for c in COLUMNS if any(s["all"].get(c[0]) is not None for s in summaries)]
+    table that sets configurations side by side. Seconds are left out too: runs made at different times or on
+    different machines do not compare by them; NFE is the cost that does."""
+    columns = [c for c in COLUMNS if c[0] != "seconds" and any(s["all"].get(c[0]) is not None for s in summaries)]
     rows = [["configuration", "cases", *(title for _, _, title in columns)]]
     rows += [[configuration(s), str(s["all"]["cases"]),
               *("absent" if s["all"].get(m) is None else f"{s['all'][m]:.2f}" for m, _, _ in columns)]
