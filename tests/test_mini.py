@@ -1,6 +1,11 @@
 """The mini FLUX: renderer, ground-truth edits, detector, training smoke test, the shipped model."""
 
+import argparse
 import json
+import os
+import subprocess
+import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -13,8 +18,8 @@ from fireflow_edu.mini.benchmark import edit_cases, score_edit
 from fireflow_edu.mini.detect import check_scene, detect
 from fireflow_edu.mini.model import SHIPPED, build_mini_pipeline, load_mini_pipeline
 from fireflow_edu.mini.scenes import EDIT_KINDS, GRID, RADII, SIZE, TEST_SEEDS, Scene, Shape, make_edit, random_scene
-from fireflow_edu.mini.train import call, chain_minutes, lineage, run_minutes, student_from, train_mini_flux
-from fireflow_edu.mini.train_config import AutoencoderConfig, TrainConfig
+from fireflow_edu.mini.train import CHECKPOINT, call, chain_minutes, lineage, run_minutes, student_from, train_mini_flux
+from fireflow_edu.mini.train_config import AutoencoderConfig, TrainConfig, add_options, from_options
 from fireflow_edu.mini.vae import PixelShuffleVAE
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -110,24 +115,76 @@ def test_autoencoder_training_resumes_to_the_same_weights_and_sets_flux_normalis
         train_autoencoder(AutoencoderConfig(**{**TINY_AUTOENCODER, "lr": 1e-4}), tmp_path / "resumed", progress=False)
 
 
-def test_mini_autoencoder_then_mini_train_from_the_command_line(tmp_path, capsys):
+def test_gpu_script_trains_the_whole_chain_here_on_the_cpu_with_tiny_sizes(tmp_path, capsys):
+    """benchmarks/gpu_train_mini.sh end to end (autoencoder, teacher, distillation, mini-bench) with --device cpu."""
     from fireflow_edu.cli import main
 
-    options = [f"--{k.replace('_', '-')}={v}" for k, v in TINY_AUTOENCODER.items()]
-    assert main(["mini-autoencoder", *options, "--out", str(tmp_path / "ae")]) == 0
-    assert "read fully right" in capsys.readouterr().out
-    tiny = ["--batch-size", "2", "--eval-every", "1", "--eval-captions", "1", "--eval-reconstructions", "1"]
-    assert main(["mini-train", "--autoencoder", str(tmp_path / "ae"), "--teacher-steps", "1", "--distill-steps", "1",
-                 *tiny, "--out", str(tmp_path / "mini")]) == 0
+    tiny = {"MINI_DEVICE": "cpu", "MINI_AUTOENCODER_STEPS": "2", "MINI_TEACHER_STEPS": "1", "MINI_DISTILL_STEPS": "1",
+            "MINI_EVAL_EVERY": "1", "MINI_AUTOENCODER_OPTIONS": "--width 16 --batch-size 2 --warmup 1 --eval-scenes 2",
+            "MINI_TRAIN_OPTIONS": "--batch-size 2 --eval-captions 1 --eval-reconstructions 1",
+            "MINI_BENCH": "--captions 1 --reconstructions 1 --edits 1"}
+    run = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_train_mini.sh"), str(tmp_path)], capture_output=True,
+                         text=True, env={**os.environ, **tiny, "PYTHON": sys.executable}, timeout=1800)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "== the whole chain took" in (tmp_path / "log.txt").read_text()
+    assert "read fully right" in run.stdout and "distill step 1" in run.stdout
     pipe = load_mini_pipeline(tmp_path / "mini")
     assert type(pipe.vae).__name__ == "AutoencoderKL" and pipe.transformer.config.in_channels == 64
+    assert pipe.vae.config.block_out_channels[0] == 16  # the autoencoder this run trained, not data/'s
+    assert json.loads((tmp_path / "mini" / "known_inputs.json").read_text())["vocabulary"] == "closed"
     record = json.loads((tmp_path / "mini" / "training.json").read_text())
+    assert record["config"]["device"] == "cpu" and record["distill"]["steps_by_device"] == {"cpu": 1}
     ae_minutes = record["init"]["autoencoder_training"]["minutes"]
     assert chain_minutes(record) == pytest.approx(run_minutes(record) + ae_minutes)
+    assert (tmp_path / "mini" / "teacher" / "known_inputs.json").is_file()
+    assert json.loads((tmp_path / "mini_bench.json").read_text())["counts"] == {"captions": 1, "reconstructions": 1,
+                                                                                "edits": 1}
     case = make_edit(3, "change_color")
     assert edit(pipe, case.source.render(), case.source.caption, case.target.caption, progress=False).nfe == 18
     assert main(["mini-train", "--autoencoder", str(tmp_path / "none"), "--out", str(tmp_path / "x")]) == 2
     assert "config.json" in capsys.readouterr().err
+
+
+def test_options_take_the_devices_defaults_where_not_given():
+    parser = argparse.ArgumentParser()
+    add_options(parser, TrainConfig)
+    cpu, cuda = (from_options(parser.parse_args(argv), TrainConfig) for argv in ([], ["--device", "cuda"]))
+    assert (cpu.batch_size, cpu.lr, cpu.render_workers, cpu.device) == (64, 1e-3, 0, "cpu")
+    assert (cuda.batch_size, cuda.lr, cuda.distill_lr, cuda.render_workers) == (256, 2e-3, 2e-4, 12)
+    given = from_options(parser.parse_args(["--device", "cuda:1", "--batch-size", "8", "--no-train-text-encoders"]),
+                         TrainConfig)
+    assert (given.device, given.batch_size, given.lr, given.train_text_encoders) == ("cuda:1", 8, 2e-3, False)
+    with pytest.raises(ValueError, match="cpu, cuda or cuda:N"):
+        TrainConfig(device="gpu")
+    with pytest.raises(ValueError, match="render_workers"):
+        AutoencoderConfig(render_workers=-1)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error of a machine without CUDA")
+def test_cuda_asked_for_without_cuda_fails_before_any_work(tmp_path, capsys):
+    from fireflow_edu.cli import main
+    from fireflow_edu.mini.autoencoder import train_autoencoder
+
+    for command in (["mini-train"], ["mini-autoencoder"], ["mini-bench", "--model", str(SHIPPED)]):
+        assert main([*command, "--device", "cuda", "--out", str(tmp_path / "out")]) == 2
+        assert "'cuda' was asked for" in capsys.readouterr().err and not (tmp_path / "out").exists()
+    with pytest.raises(ValueError, match="--device cpu"):
+        train_mini_flux(None, TrainConfig(**TINY_RUN, device="cuda"), tmp_path / "out")
+    with pytest.raises(ValueError, match="--device cpu"):
+        train_autoencoder(AutoencoderConfig(device="cuda"), tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_scene_batches_are_the_same_whichever_process_renders_them():
+    from fireflow_edu.mini.batches import SceneBatches, render_step
+
+    with SceneBatches(5, "teacher", 3, stop=4, workers=1) as batches:
+        rendered = [batches.get(step) for step in (0, 1, 2, 1)]  # ahead in another process, then one again
+    for (pixels, captions), step in zip(rendered, (0, 1, 2, 1)):
+        here = render_step(5, "teacher", step, 3)
+        assert np.array_equal(pixels, here[0]) and captions == here[1]
+    assert pixels.shape == (3, 32, 32, 3) and rendered[0][1] != rendered[1][1]
+    assert render_step(5, "distill", 0, 3)[1] != rendered[0][1]  # each phase its own scenes
 
 
 TINY_RUN = dict(teacher_steps=3, distill_steps=2, batch_size=4, eval_every=2, eval_captions=2,
@@ -184,8 +241,16 @@ def test_training_resumes_from_its_checkpoint_to_the_same_weights(tmp_path):
             raise KeyboardInterrupt
     with pytest.raises(KeyboardInterrupt):
         train_mini_flux(build_mini_pipeline(seed=0), config, tmp_path / "resumed", progress=False, on_eval=interrupt)
+    # as if the interrupted run had trained on a GPU: a checkpoint moves between devices and resumes
+    checkpoint = torch.load(tmp_path / "resumed" / CHECKPOINT, weights_only=False)
+    checkpoint["config"].update(device="cuda", render_workers=12)
+    for phase in ("teacher", "student"):
+        checkpoint[phase]["steps_by_device"] = {"cuda": checkpoint[phase]["step"]}
+    torch.save(checkpoint, tmp_path / "resumed" / CHECKPOINT)
     resumed, record = train_mini_flux(build_mini_pipeline(seed=0), config, tmp_path / "resumed", progress=False)
     assert len(record["distill"]["loss_every_100"]) == 1 and record["teacher"]["curve"][-1]["step"] == 3
+    assert record["teacher"]["steps_by_device"] == {"cuda": 3} and record["distill"]["steps_by_device"] == {
+        "cuda": 1, "cpu": 1}
     for a, b in zip(straight.transformer.parameters(), resumed.transformer.parameters()):
         torch.testing.assert_close(a, b)
     with pytest.raises(ValueError, match="batch_size"):
@@ -271,6 +336,41 @@ def test_data_check_the_committed_autoencoder_round_trips_held_out_renders_so_th
     back = [decode_latents(pipe, encode_image(pipe, s.render()), 32, 32) for s in scenes]
     assert np.mean([check_scene(b, s)["all"] for b, s in zip(back, scenes)]) >= 0.95
     assert np.mean([o.iou for b in back for o in detect(b).objects]) >= 0.95
+
+
+def test_shipped_model_refuses_words_it_never_learned_naming_them_and_its_vocabulary(shipped):
+    from fireflow_edu.flux.velocity import encode_prompt
+
+    scene = random_scene(TEST_SEEDS[7])
+    with pytest.raises(ValueError) as refused:
+        edit(shipped, scene.render(), "a purple unicorn", scene.caption, progress=False)
+    assert "'unicorn'" in str(refused.value) and "'purple'" not in str(refused.value)
+    assert "19 words: a an and on background circle square triangle star red" in str(refused.value)
+    with pytest.raises(ValueError, match=r"learned: 'Dog', ',' \("):
+        encode_prompt(shipped, "a red Dog, on a white background")
+    assert encode_prompt(shipped, "A Red circle on a white background").prompt_embeds.shape == (1, 16, 64)  # any case
+
+
+def test_shipped_model_warns_of_an_image_size_it_never_learned(shipped):
+    from fireflow_edu.editing import reconstruct
+
+    caption = "a red circle on a white background"
+    with pytest.warns(UserWarning, match=r"learned 32x32 images .* this one is 64x48 after cropping: 48 image tokens "
+                                         r"where it learned 16"):
+        reconstruct(shipped, np.full((64, 48, 3), 245, np.uint8), caption, steps=1, progress=False)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        reconstruct(shipped, random_scene(TEST_SEEDS[7]).render(), caption, steps=1, progress=False)
+    assert not [w for w in seen if "learned" in str(w.message)]
+
+
+def test_edit_command_on_the_mini_refuses_a_photo_captioned_outside_its_world(tmp_path, capsys):
+    from fireflow_edu.cli import main
+
+    with pytest.warns(UserWarning, match="learned 32x32 images"):
+        assert main(["edit", "--model", "mini", "--image", "skimage:chelsea", "--source-prompt", "a purple unicorn",
+                     "--target-prompt", "a dog", "--out", str(tmp_path / "edit")]) == 2
+    assert "'unicorn'" in capsys.readouterr().err
 
 
 def test_shipped_model_reconstructs_held_out_scenes_better_with_fireflow_at_equal_nfe(shipped):

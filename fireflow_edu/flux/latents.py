@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from ..editing.images import vae_decode, vae_encode
+from .known_inputs import warn_if_unknown_size
 
 
 def size_multiple(pipe) -> int:
@@ -14,6 +15,7 @@ def size_multiple(pipe) -> int:
 
 def encode_image(pipe, pixels: np.ndarray) -> torch.Tensor:
     """uint8 [H, W, 3] -> FLUX's packed latents [1, (H/16)(W/16), 4 * latent channels] (float32)."""
+    warn_if_unknown_size(pipe, *pixels.shape[:2])
     latent = vae_encode(pipe, pixels)
     _, c, h, w = latent.shape
     return pipe._pack_latents(latent, 1, c, h, w)

@@ -16,6 +16,7 @@ import torch
 from ..editing.boundary import Guidance
 from ..editing.features import StepAware
 from ..solvers import integrate
+from .known_inputs import check_prompt
 
 
 @dataclass
@@ -28,9 +29,11 @@ class PromptEmbedding:
 
 
 def encode_prompt(pipe, prompt: str, max_sequence_length: int | None = None) -> PromptEmbedding:
-    """Encode ``prompt`` with the pipeline's CLIP and T5 encoders."""
+    """Encode ``prompt`` with the pipeline's CLIP and T5 encoders; a model that records a closed vocabulary
+    (the mini FLUX) refuses words outside it (:func:`~fireflow_edu.flux.known_inputs.check_prompt`)."""
     if not isinstance(prompt, str):
         raise ValueError(f"prompt must be a string, got {type(prompt).__name__}")
+    check_prompt(pipe, prompt)
     limit = min(512, pipe.tokenizer_2.model_max_length)
     with torch.no_grad():
         embeds, pooled, text_ids = pipe.encode_prompt(prompt, prompt_2=None, device=pipe._execution_device,

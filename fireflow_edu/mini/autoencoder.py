@@ -30,8 +30,9 @@ from diffusers.optimization import get_cosine_schedule_with_warmup
 from tqdm import tqdm
 
 from ..reporting import save_torch
+from .batches import SceneBatches, autocast, to_unit
 from .scenes import SIZE, TRAIN_SEEDS, VALIDATION_SEEDS, random_scene
-from .train_config import AutoencoderConfig
+from .train_config import AutoencoderConfig, check_device, differing_settings
 
 CHECKPOINT = "autoencoder_checkpoint.pt"
 LATENT_CHANNELS = 16
@@ -53,8 +54,7 @@ def build_autoencoder(config: AutoencoderConfig):
 def render_batch(seeds) -> tuple[torch.Tensor, list]:
     """Renders [B, 3, 32, 32] in [-1, 1] and the scenes of ``seeds``."""
     scenes = [random_scene(int(s)) for s in seeds]
-    pixels = torch.tensor(np.stack([s.render() for s in scenes])).permute(0, 3, 1, 2).float() / 127.5 - 1
-    return pixels, scenes
+    return to_unit(np.stack([s.render() for s in scenes])), scenes
 
 
 def autoencoder_loss(vae, x: torch.Tensor, config: AutoencoderConfig, generator: torch.Generator) -> torch.Tensor:
@@ -68,7 +68,7 @@ def autoencoder_loss(vae, x: torch.Tensor, config: AutoencoderConfig, generator:
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:
     """[B, 3, H, W] in [-1, 1] -> uint8 [B, H, W, 3] (values outside [-1, 1] are clamped, as a display would)."""
-    return ((x.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
+    return ((x.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
 
 
 @torch.no_grad()
@@ -86,7 +86,7 @@ def evaluate_autoencoder(vae, num_scenes: int, seeds: range = VALIDATION_SEEDS) 
     checks, ious, psnrs = [], [], []
     for start in range(0, num_scenes, 50):
         x, scenes = render_batch(seeds[start:min(start + 50, num_scenes)])
-        images = to_uint8(vae.decode(vae.encode(x).latent_dist.mode()).sample)
+        images = to_uint8(vae.decode(vae.encode(x.to(vae.device)).latent_dist.mode()).sample)
         reference = to_uint8(x)
         for image, truth, scene in zip(images, reference, scenes):
             checks.append(check_scene(image, scene))
@@ -100,7 +100,7 @@ def evaluate_autoencoder(vae, num_scenes: int, seeds: range = VALIDATION_SEEDS) 
 @torch.no_grad()
 def measure_normalisation(vae, num_scenes: int = 2000) -> tuple[float, float]:
     """FLUX's ``shift_factor`` (latent mean) and ``scaling_factor`` (1 / latent std) on training scenes."""
-    latents = torch.cat([vae.encode(render_batch(range(i, i + 100))[0]).latent_dist.mode()
+    latents = torch.cat([vae.encode(render_batch(range(i, i + 100))[0].to(vae.device)).latent_dist.mode()
                          for i in range(TRAIN_SEEDS.start, TRAIN_SEEDS.start + num_scenes, 100)])
     return float(latents.mean()), float(1 / latents.std())
 
@@ -108,61 +108,67 @@ def measure_normalisation(vae, num_scenes: int = 2000) -> tuple[float, float]:
 def train_autoencoder(config: AutoencoderConfig, out: Path, progress: bool = True, on_eval=None):
     """Train (or resume, from ``out/autoencoder_checkpoint.pt``) and save the autoencoder to ``out``.
 
-    Returns the trained AutoencoderKL (normalisation measured and set) and its record: config,
-    minutes of training, loss every 100 steps and the held-out curve.
+    Trains on ``config.device``; the checkpoint loads on any device. Returns the trained AutoencoderKL
+    (normalisation measured and set, on that device) and its record: config, minutes of training, steps per
+    device, loss every 100 steps and the held-out curve.
     """
+    device = check_device(config.device)
     out = Path(out)
-    rng = np.random.default_rng(config.seed)
-    generator = torch.Generator().manual_seed(config.seed)
+    generator = torch.Generator().manual_seed(config.seed)  # on the CPU: the same draws on every device
     torch.manual_seed(config.seed)
-    vae = build_autoencoder(config).train()
+    vae = build_autoencoder(config).to(device).train()
     optimizer = torch.optim.AdamW(vae.parameters(), lr=config.lr, weight_decay=0.0)
     schedule = get_cosine_schedule_with_warmup(optimizer, config.warmup, config.steps)
-    state = {"step": 0, "losses": [], "curve": [], "seconds": 0.0}
+    state = {"step": 0, "losses": [], "curve": [], "seconds": 0.0, "steps_by_device": {}}
     path = out / CHECKPOINT
     if path.exists():
-        saved = torch.load(path, weights_only=False)
-        if saved["config"] != asdict(config):
-            raise ValueError(f"{path} was written with other settings; resume with the same ones or another --out")
+        saved = torch.load(path, map_location="cpu", weights_only=False)
+        differ = differing_settings(saved["config"], config)
+        if differ:
+            raise ValueError(f"{path} was written with other settings ({', '.join(differ)}); resume with the same "
+                             "ones or another --out")
         vae.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
+        optimizer.load_state_dict(saved["optimizer"])  # its state moves to the parameters' device
         schedule.load_state_dict(saved["schedule"])
-        rng.bit_generator.state, state = saved["numpy_rng"], saved["state"]
+        state = {"steps_by_device": {}, **saved["state"]}
         generator.set_state(saved["torch_rng"])
 
     def save():
         save_torch({"config": asdict(config), "model": vae.state_dict(), "optimizer": optimizer.state_dict(),
-                    "schedule": schedule.state_dict(), "numpy_rng": rng.bit_generator.state,
-                    "torch_rng": generator.get_state(), "state": state}, path)
+                    "schedule": schedule.state_dict(), "torch_rng": generator.get_state(), "state": state}, path)
 
     start = time.perf_counter() - state["seconds"]
-    for _ in tqdm(range(state["step"], config.steps), initial=state["step"], total=config.steps,
-                  desc="autoencoder", disable=not progress):
-        x, _ = render_batch(rng.integers(TRAIN_SEEDS.start, TRAIN_SEEDS.stop, config.batch_size))
-        loss = autoencoder_loss(vae, x, config, generator)
-        optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
-        optimizer.step()
-        schedule.step()
-        state["losses"].append(loss.item())
-        state["step"] += 1
-        state["seconds"] = time.perf_counter() - start
-        if state["step"] % config.eval_every == 0 or state["step"] == config.steps:
-            row = {"step": state["step"], "minutes": round(state["seconds"] / 60, 2),
-                   **evaluate_autoencoder(vae, config.eval_scenes)}
-            state["curve"].append(row)
-            if on_eval is not None:
-                on_eval(row)
-            start = time.perf_counter() - state["seconds"]  # minutes count training, not evaluation
-        if state["step"] % config.checkpoint_every == 0 or state["step"] == config.steps:
-            save()
+    with SceneBatches(config.seed, "autoencoder", config.batch_size, config.steps, config.render_workers) as batches:
+        for _ in tqdm(range(state["step"], config.steps), initial=state["step"], total=config.steps,
+                      desc="autoencoder", disable=not progress):
+            x = to_unit(batches.get(state["step"])[0]).to(device)
+            with autocast(device):
+                loss = autoencoder_loss(vae, x, config, generator)
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+            optimizer.step()
+            schedule.step()
+            state["losses"].append(loss.item())
+            state["step"] += 1
+            state["steps_by_device"][device.type] = state["steps_by_device"].get(device.type, 0) + 1
+            state["seconds"] = time.perf_counter() - start
+            if state["step"] % config.eval_every == 0 or state["step"] == config.steps:
+                row = {"step": state["step"], "minutes": round(state["seconds"] / 60, 2),
+                       **evaluate_autoencoder(vae, config.eval_scenes)}
+                state["curve"].append(row)
+                if on_eval is not None:
+                    on_eval(row)
+                start = time.perf_counter() - state["seconds"]  # minutes count training, not evaluation
+            if state["step"] % config.checkpoint_every == 0 or state["step"] == config.steps:
+                save()
     vae.eval()
     shift, scale = measure_normalisation(vae)
     vae.register_to_config(shift_factor=shift, scaling_factor=scale)
     vae.save_pretrained(out)
     losses = state["losses"]
     record = {"config": asdict(config), "minutes": round(state["seconds"] / 60, 2), "curve": state["curve"],
+              "steps_by_device": state["steps_by_device"],
               "loss_every_100": [float(np.mean(losses[i:i + 100])) for i in range(0, len(losses), 100)],
               "shift_factor": shift, "scaling_factor": scale}
     return vae, record

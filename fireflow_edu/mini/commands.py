@@ -10,11 +10,13 @@ from .model import SHIPPED
 
 def run_autoencoder(args) -> None:
     from .autoencoder import train_autoencoder
-    from .train_config import AutoencoderConfig, from_options
+    from .train_config import AutoencoderConfig, check_device, from_options
 
     if args.out.exists() and not args.out.is_dir():
         raise ValueError(f"--out {args.out} is a file; give a folder")
-    _, record = train_autoencoder(from_options(args, AutoencoderConfig), args.out, on_eval=_print_autoencoder_eval)
+    config = from_options(args, AutoencoderConfig)
+    check_device(config.device)
+    _, record = train_autoencoder(config, args.out, on_eval=_print_autoencoder_eval)
     write_json(args.out / "autoencoder_training.json", record)
     print(f"saved to {args.out} after {record['minutes']:.1f} min of training; latents: shift_factor "
           f"{record['shift_factor']:.4f}, scaling_factor {record['scaling_factor']:.4f}")
@@ -29,9 +31,9 @@ def _print_autoencoder_eval(row: dict) -> None:
 def run_train(args) -> None:
     import json
 
-    from .model import build_mini_pipeline, load_mini_pipeline
+    from .model import build_mini_pipeline, load_mini_pipeline, save_mini_pipeline
     from .train import chain_minutes, run_minutes, train_mini_flux
-    from .train_config import TrainConfig, from_options
+    from .train_config import TrainConfig, check_device, from_options
 
     if args.out.resolve() == SHIPPED.resolve() and not args.overwrite:
         raise ValueError(f"--out {args.out} is the shipped model; pass --overwrite to replace it")
@@ -41,6 +43,7 @@ def run_train(args) -> None:
         raise ValueError("--init continues a trained mini FLUX with its own autoencoder; --autoencoder is for a "
                          "fresh one")
     config = from_options(args, TrainConfig)
+    check_device(config.device)
     init = None
     if args.init is not None:
         if not (args.init / "model_index.json").is_file():
@@ -52,9 +55,9 @@ def run_train(args) -> None:
         init = {"autoencoder": str(args.autoencoder)}
         if (args.autoencoder / "autoencoder_training.json").is_file():
             init["autoencoder_training"] = json.loads((args.autoencoder / "autoencoder_training.json").read_text())
-    pipe = load_mini_pipeline(args.init) if args.init else build_mini_pipeline(args.seed, args.autoencoder)
+    pipe = load_mini_pipeline(args.init) if args.init else build_mini_pipeline(config.seed, args.autoencoder)
     pipe, record = train_mini_flux(pipe, config, args.out, on_eval=_print_eval, init=init)
-    pipe.save_pretrained(args.out)
+    save_mini_pipeline(pipe, args.out)
     write_json(args.out / "training.json", record)
     print(f"saved to {args.out} after {run_minutes(record):.1f} min of training ({chain_minutes(record):.1f} min "
           "with --init's and the autoencoder's)")
@@ -71,15 +74,24 @@ def run_bench(args) -> None:
     import json
 
     from ..reporting import print_and_save, terminal_progress
-    from .benchmark import format_mini_benchmark, markdown_tables, run_mini_benchmark
+    from .benchmark import format_mini_benchmark, markdown_tables, run_mini_benchmark, update_editing
     from .model import load_mini_pipeline
+    from .train_config import check_device
 
     if args.out is not None and args.out.exists() and not args.overwrite:
         raise ValueError(f"--out {args.out} exists; pass --overwrite to replace it")
     if args.markdown is not None:  # tables from saved results: nothing to run
         print(markdown_tables(json.loads(args.markdown.read_text())))
         return
-    pipe = load_mini_pipeline(args.model)
+    check_device(args.device)
+    if args.update is not None:
+        if not args.rows:
+            raise ValueError("--update FILE measures the editing rows named by --rows again; give --rows")
+        pipe = load_mini_pipeline(args.model, args.device)
+        results = update_editing(pipe, json.loads(args.update.read_text()), args.rows, terminal_progress())
+        print_and_save(format_mini_benchmark(results), results, args.update)
+        return
+    pipe = load_mini_pipeline(args.model, args.device)
     results = run_mini_benchmark(pipe, args.captions, args.reconstructions, args.edits, terminal_progress())
     print_and_save(format_mini_benchmark(results), results, args.out)
 
@@ -128,10 +140,16 @@ def _bench_command(bench) -> None:
     bench.add_argument("--captions", type=int, default=200, help="held-out captions for text to image (default 200)")
     bench.add_argument("--reconstructions", type=int, default=50, help="held-out images to reconstruct (default 50)")
     bench.add_argument("--edits", type=int, default=200, help="ground-truth edit cases (default 200)")
+    bench.add_argument("--device", default="cpu", help="where the model runs, in float32: cpu or cuda[:N] (default cpu)")
     bench.add_argument("--out", type=Path, default=None, help="write the results JSON here (a new file)")
     bench.add_argument("--overwrite", action="store_true", help="allow --out to replace an existing file")
     bench.add_argument("--markdown", type=Path, default=None, metavar="RESULTS_JSON",
                        help="print the README's tables from a saved results file instead of running")
+    bench.add_argument("--update", type=Path, default=None, metavar="RESULTS_JSON",
+                       help="measure only the editing rows --rows names again, on that saved file's cases, and write "
+                       "them into it")
+    bench.add_argument("--rows", nargs="+", default=None, metavar="LABEL",
+                       help="editing rows for --update, by label (e.g. 'rf_inversion 28')")
     bench.set_defaults(run=run_bench)
 
 

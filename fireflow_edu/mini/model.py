@@ -28,6 +28,8 @@ TEXT_DIM = 64
 MAX_WORDS = 16  # the longest caption has 13 words + [EOS]
 TRANSFORMER = dict(patch_size=1, num_layers=2, num_single_layers=6, attention_head_dim=32, num_attention_heads=4,
                    joint_attention_dim=TEXT_DIM, pooled_projection_dim=TEXT_DIM, axes_dims_rope=(8, 12, 12))
+# what every mini FLUX learned (fireflow_edu.flux.known_inputs): the scene grammar's words, 32x32 renders
+KNOWN_INPUTS = {"image_size": [32, 32], "vocabulary": "closed"}
 
 
 def build_mini_pipeline(seed: int = 0, autoencoder: str | Path | None = None):
@@ -56,10 +58,20 @@ def build_mini_pipeline(seed: int = 0, autoencoder: str | Path | None = None):
                                  transformer=transformer, **text_side)
 
 
-def load_mini_pipeline(path: str | Path = SHIPPED):
-    """The trained mini FLUX shipped inside the package (or another ``save_pretrained`` folder)."""
+def save_mini_pipeline(pipe, folder: str | Path) -> None:
+    """``pipe.save_pretrained(folder)`` and the ``known_inputs.json`` that lets editing check prompts and sizes."""
+    from ..flux.known_inputs import FILE
+    from ..reporting import write_json
+
+    pipe.save_pretrained(folder)
+    write_json(Path(folder) / FILE, KNOWN_INPUTS)
+
+
+def load_mini_pipeline(path: str | Path = SHIPPED, device: str = "cpu"):
+    """The trained mini FLUX shipped inside the package (or another ``save_pretrained`` folder), float32 on
+    ``device``."""
     import torch
 
     from ..editing.loading import load_pipeline
 
-    return load_pipeline(path, device="cpu", dtype=torch.float32)
+    return load_pipeline(path, device=device, dtype=torch.float32)

@@ -19,11 +19,13 @@ time each, yet inversion starts at t = 0 from a clean image and ends at t = 1, w
 pass starts. The held-out curve tracks reconstruction (FireFlow 8 steps, 18 NFE) beside
 text-to-image accuracy, since a model can draw well and still invert badly.
 
-The transformer and both text encoders train together in the teacher phase; each step renders a
-fresh batch of random scenes, so there is no data set to ship. Training seeds come from
-``TRAIN_SEEDS`` and the held-out curve from ``VALIDATION_SEEDS`` (:mod:`~fireflow_edu.mini.scenes`). A checkpoint is written every ``checkpoint_every``
-steps and a run with the same output folder resumes from it, drawing the same data; the trained
-teacher is saved beside it (``OUT/teacher``).
+The transformer (and, if asked, both text encoders) train in the teacher phase; each step renders a
+fresh batch of random scenes (:mod:`~fireflow_edu.mini.batches`), so there is no data set to ship. Training seeds
+come from ``TRAIN_SEEDS`` and the held-out curve from ``VALIDATION_SEEDS`` (:mod:`~fireflow_edu.mini.scenes`). A
+checkpoint is written every ``checkpoint_every`` steps and a run with the same output folder resumes from it,
+drawing the same data, on the same device or another (the checkpoint loads on any); the trained teacher is saved
+beside it (``OUT/teacher``). On ``device="cuda"`` the steps run under bfloat16 autocast with float32 weights and
+optimiser state; held-out evaluations run in float32 on every device.
 """
 
 from __future__ import annotations
@@ -45,20 +47,27 @@ from ..reporting import save_torch, write_json
 from ..schedules import flux_schedule
 from ..solvers import integrate
 from .autoencoder import render_batch
+from .batches import SceneBatches, autocast, step_rng, to_unit
 from .detect import check_scene
-from .scenes import SIZE, TRAIN_SEEDS, VALIDATION_SEEDS, random_scene
-from .train_config import TrainConfig
+from .model import save_mini_pipeline
+from .scenes import SIZE, VALIDATION_SEEDS, random_scene
+from .train_config import TrainConfig, check_device, differing_settings
 
 CHECKPOINT = "checkpoint.pt"
 
 
 @torch.no_grad()
+def packed_latents(pipe, pixels: torch.Tensor) -> torch.Tensor:
+    """Renders [B, 3, H, W] in [-1, 1] -> packed, scaled latents [B, L, C] (float32, on the VAE's device)."""
+    latent = scaled_latents(pipe.vae, pixels)
+    b, c, h, w = latent.shape
+    return pipe._pack_latents(latent, b, c, h, w)
+
+
 def scene_batch(pipe, seeds) -> tuple[torch.Tensor, list[str]]:
     """Packed, scaled latents [B, L, C] and captions for the scenes of ``seeds``."""
     pixels, scenes = render_batch(seeds)
-    latent = scaled_latents(pipe.vae, pixels)
-    b, c, h, w = latent.shape
-    return pipe._pack_latents(latent, b, c, h, w), [s.caption for s in scenes]
+    return packed_latents(pipe, pixels), [s.caption for s in scenes]
 
 
 def encode(pipe, captions: list[str]):
@@ -68,17 +77,18 @@ def encode(pipe, captions: list[str]):
 
 
 def call(transformer, x, t, text, img_ids, guidance=None):
-    """One transformer call on a batch; ``text`` is (tokens, pooled, text_ids), t and guidance [B]."""
+    """One transformer call on a batch; ``text`` is (tokens, pooled, text_ids), t and guidance [B]. The velocity
+    comes back in float32, whatever precision autocast ran the transformer in, so losses are float32."""
     tokens, pooled, text_ids = text
     return transformer(hidden_states=x, timestep=t, guidance=guidance, pooled_projections=pooled,
-                       encoder_hidden_states=tokens, txt_ids=text_ids, img_ids=img_ids, return_dict=False)[0]
+                       encoder_hidden_states=tokens, txt_ids=text_ids, img_ids=img_ids, return_dict=False)[0].float()
 
 
 def cfg_velocity(teacher, x, t, cond, uncond, img_ids, scale: torch.Tensor | float):
     """Classifier-free guidance v_u + g (v_c - v_u), both branches in one batched call."""
     both = (torch.cat([cond[0], uncond[0]]), torch.cat([cond[1], uncond[1]]), cond[2])
     v_cond, v_uncond = call(teacher, torch.cat([x, x]), torch.cat([t, t]), both, img_ids).chunk(2)
-    scale = torch.as_tensor(scale, dtype=x.dtype).reshape(-1, *([1] * (x.dim() - 1)))
+    scale = torch.as_tensor(scale, dtype=v_cond.dtype, device=x.device).reshape(-1, *([1] * (x.dim() - 1)))
     return v_uncond + scale * (v_cond - v_uncond)
 
 
@@ -123,15 +133,16 @@ def evaluate(pipe, transformer, num_captions: int, num_reconstructions: int, gui
     with _evaluating(pipe, transformer):
         cond = encode(pipe, [s.caption for s in scenes])
         img_ids = latent_image_ids(pipe, SIZE, SIZE)
+        device = img_ids.device
         noise = torch.randn(num_captions, img_ids.shape[0], transformer.config.in_channels,
-                            generator=torch.Generator().manual_seed(0))
+                            generator=torch.Generator().manual_seed(0)).to(device)  # the same noise on every device
+        times = lambda t: torch.full((num_captions,), float(t), device=device)  # noqa: E731
         if transformer.config.guidance_embeds:
-            scales = torch.full((num_captions,), float(guidance))
-            velocity = lambda x, t: call(transformer, x, torch.full((len(x),), float(t)), cond, img_ids, scales)  # noqa: E731
+            scales = torch.full((num_captions,), float(guidance), device=device)
+            velocity = lambda x, t: call(transformer, x, times(t), cond, img_ids, scales)  # noqa: E731
         else:
             uncond = encode(pipe, [""] * num_captions)
-            velocity = lambda x, t: cfg_velocity(transformer, x, torch.full((len(x),), float(t)),  # noqa: E731
-                                                 cond, uncond, img_ids, guidance)
+            velocity = lambda x, t: cfg_velocity(transformer, x, times(t), cond, uncond, img_ids, guidance)  # noqa: E731
         x = integrate(velocity, noise, flux_schedule(steps, img_ids.shape[0]), "fireflow").x
         checks = [check_scene(decode_latents(pipe, x[i:i + 1], SIZE, SIZE), s) for i, s in enumerate(scenes)]
         held_out = [random_scene(VALIDATION_SEEDS[10_000 + i]) for i in range(num_reconstructions)]
@@ -151,7 +162,7 @@ def student_from(teacher):
         raise RuntimeError(f"teacher and student differ beyond the guidance embedder: {missing}, {unexpected}")
     torch.nn.init.zeros_(student.time_text_embed.guidance_embedder.linear_2.weight)
     torch.nn.init.zeros_(student.time_text_embed.guidance_embedder.linear_2.bias)
-    return student
+    return student.to(teacher.device)
 
 
 class _Phase:
@@ -163,9 +174,9 @@ class _Phase:
         self.params = [p for m in modules for p in m.parameters()]
         self.optimizer = torch.optim.AdamW(self.params, lr=lr, weight_decay=0.01)
         self.schedule = get_cosine_schedule_with_warmup(self.optimizer, min(warmup, steps // 10 + 1), steps)
-        self.step, self.losses, self.curve, self.seconds = 0, [], [], 0.0
+        self.step, self.losses, self.curve, self.seconds, self.steps_by_device = 0, [], [], 0.0, {}
 
-    def update(self, loss: torch.Tensor) -> None:
+    def update(self, loss: torch.Tensor, device: torch.device) -> None:
         self.optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.params, 1.0)
@@ -173,28 +184,33 @@ class _Phase:
         self.schedule.step()
         self.losses.append(loss.item())
         self.step += 1
+        self.steps_by_device[device.type] = self.steps_by_device.get(device.type, 0) + 1
 
     def state(self) -> dict:
         return {"modules": [m.state_dict() for m in self.modules], "optimizer": self.optimizer.state_dict(),
                 "schedule": self.schedule.state_dict(), "step": self.step, "losses": self.losses,
-                "curve": self.curve, "seconds": self.seconds}
+                "curve": self.curve, "seconds": self.seconds, "steps_by_device": self.steps_by_device}
 
     def load(self, state: dict) -> None:
+        """A saved :meth:`state`, from any device: weights and optimiser state go to the modules' device."""
         for m, s in zip(self.modules, state["modules"]):
             m.load_state_dict(s)
         self.optimizer.load_state_dict(state["optimizer"])
         self.schedule.load_state_dict(state["schedule"])
         self.step, self.losses, self.curve, self.seconds = (state[k] for k in ("step", "losses", "curve", "seconds"))
+        self.steps_by_device = dict(state.get("steps_by_device", {}))
 
     def record(self) -> dict:
-        return {"minutes": round(self.seconds / 60, 2), "curve": self.curve,
+        return {"minutes": round(self.seconds / 60, 2), "steps_by_device": self.steps_by_device, "curve": self.curve,
                 "loss_every_100": [float(np.mean(self.losses[i:i + 100])) for i in range(0, len(self.losses), 100)]}
 
 
 @dataclass
 class Batch:
-    """One training batch: clean latents ``x`` and noise [B, L, C], t [B], x_t = (1 - t) x + t noise, captions."""
+    """Training step ``step``'s batch: clean latents ``x`` and noise [B, L, C], t [B], x_t = (1 - t) x + t noise,
+    captions."""
 
+    step: int
     x: torch.Tensor
     noise: torch.Tensor
     t: torch.Tensor
@@ -209,18 +225,20 @@ class Batch:
 class Trainer:
     """One mini-FLUX training run: fresh scene batches, the teacher and student phases, checkpoints.
 
-    ``scene_rng`` (numpy) draws scenes and caption dropout, ``noise_rng`` (torch) draws t, noise and guidance
-    scales; both are checkpointed with the phases, so a resumed run draws the same batches as an unbroken one.
+    Scenes and caption dropout are a pure function of (seed, phase, step) (:mod:`~fireflow_edu.mini.batches`);
+    ``noise_rng`` (torch, on the CPU, so every device draws the same) draws t, noise and guidance scales and is
+    checkpointed with the phases, so a resumed run draws the same batches as an unbroken one. ``pipe`` moves to
+    ``config.device`` (checked first: a clear error, before any work, where that device is missing).
     """
 
     def __init__(self, pipe, config: TrainConfig, out: Path | None = None, progress: bool = True,
                  on_eval: Callable[[str, dict], None] | None = None):
+        self.device = check_device(config.device)
         if pipe.transformer.config.guidance_embeds:
             raise ValueError("training starts from a teacher without guidance embedding; this pipeline has one "
                              "(it is a distilled student already)")
-        self.pipe, self.config, self.progress, self.on_eval = pipe, config, progress, on_eval
+        self.pipe, self.config, self.progress, self.on_eval = pipe.to(self.device), config, progress, on_eval
         self.out = Path(out) if out is not None else None
-        self.scene_rng = np.random.default_rng(config.seed)
         self.noise_rng = torch.Generator().manual_seed(config.seed)
         self.img_ids = latent_image_ids(pipe, SIZE, SIZE)
         text_encoders = [pipe.text_encoder, pipe.text_encoder_2]
@@ -241,33 +259,34 @@ class Trainer:
     def _resume(self) -> dict | None:
         if self.checkpoint is None or not self.checkpoint.exists():
             return None
-        saved = torch.load(self.checkpoint, weights_only=False)
-        differ = sorted(k for k, v in asdict(self.config).items() if k != "compile" and saved["config"].get(k) != v)
+        saved = torch.load(self.checkpoint, map_location="cpu", weights_only=False)  # written on any device
+        differ = differing_settings(saved["config"], self.config)
         if differ:
             raise ValueError(f"{self.checkpoint} was written with other settings ({', '.join(differ)}); "
                              "resume with the same settings or choose another output folder")
         self.teacher.load(saved["teacher"])
-        self.scene_rng.bit_generator.state = saved["numpy_rng"]
         self.noise_rng.set_state(saved["torch_rng"])
         return saved
 
     def save(self) -> None:
         if self.checkpoint is None:
             return
-        state = {"config": asdict(self.config), "teacher": self.teacher.state(),
-                 "numpy_rng": self.scene_rng.bit_generator.state, "torch_rng": self.noise_rng.get_state(),
+        state = {"config": asdict(self.config), "teacher": self.teacher.state(), "torch_rng": self.noise_rng.get_state(),
                  "student": self.student.state() if self.student is not None else None}
         save_torch(state, self.checkpoint)
 
-    def batch(self) -> Batch:
-        size = self.config.batch_size
-        x, captions = scene_batch(self.pipe, self.scene_rng.integers(TRAIN_SEEDS.start, TRAIN_SEEDS.stop, size))
-        t = sample_t(size, self.config.uniform_t, self.noise_rng)
-        return Batch(x, torch.randn(x.shape, generator=self.noise_rng), t, captions)
+    def batch(self, scenes: SceneBatches, step: int) -> Batch:
+        """Step ``step``'s scenes (rendered by ``scenes``) as latents on the training device, with t and noise."""
+        pixels, captions = scenes.get(step)
+        x = packed_latents(self.pipe, to_unit(pixels))  # float32 even on a GPU: the latents inference will see
+        t = sample_t(len(captions), self.config.uniform_t, self.noise_rng)
+        noise = torch.randn(x.shape, generator=self.noise_rng)
+        return Batch(step, x, noise.to(self.device), t.to(self.device), captions)
 
     def teacher_loss(self, batch: Batch, transformer) -> torch.Tensor:
         """Rectified-flow loss ``|| (noise - x) - v(x_t, t | c) ||^2``, captions dropped to "" at random."""
-        drop = self.scene_rng.random(len(batch.captions)) < self.config.caption_dropout
+        drop = step_rng(self.config.seed, "caption_dropout", batch.step).random(len(batch.captions))
+        drop = drop < self.config.caption_dropout
         text = encode(self.pipe, ["" if d else c for c, d in zip(batch.captions, drop)])
         return ((batch.noise - batch.x) - call(transformer, batch.x_t, batch.t, text, self.img_ids)).pow(2).mean()
 
@@ -276,6 +295,7 @@ class Trainer:
         size, (low, high) = len(batch.captions), self.config.guidance_range
         scale = low + (high - low) * torch.rand(size, generator=self.noise_rng)
         scale = torch.where(torch.rand(size, generator=self.noise_rng) < self.config.guidance_one_share, 1.0, scale)
+        scale = scale.to(self.device)
         with torch.no_grad():
             cond = encode(self.pipe, batch.captions)
             target = cfg_velocity(self.pipe.transformer, batch.x_t, batch.t, cond, self.uncond, self.img_ids, scale)
@@ -288,21 +308,25 @@ class Trainer:
         bar = tqdm(range(phase.step, phase.steps), initial=phase.step, total=phase.steps, desc=phase.name,
                    disable=not self.progress)
         start = time.perf_counter() - phase.seconds
-        for _ in bar:
-            phase.update(loss(self.batch(), hot))
-            if phase.step % 100 == 0:
-                bar.set_postfix(loss=f"{np.mean(phase.losses[-100:]):.4f}")
-            phase.seconds = time.perf_counter() - start
-            if phase.step % config.eval_every == 0 or phase.step == phase.steps:
-                row = {"step": phase.step, "minutes": round(phase.seconds / 60, 2),
-                       **evaluate(self.pipe, transformer, config.eval_captions, config.eval_reconstructions,
-                                  config.eval_guidance)}
-                phase.curve.append(row)
-                if self.on_eval is not None:
-                    self.on_eval(phase.name, row)
-                start = time.perf_counter() - phase.seconds  # the wall time counts training, not evaluation
-            if phase.step % config.checkpoint_every == 0 or phase.step == phase.steps:
-                self.save()
+        with SceneBatches(config.seed, phase.name, config.batch_size, phase.steps, config.render_workers) as scenes:
+            for _ in bar:
+                batch = self.batch(scenes, phase.step)
+                with autocast(self.device):
+                    value = loss(batch, hot)
+                phase.update(value, self.device)
+                if phase.step % 100 == 0:
+                    bar.set_postfix(loss=f"{np.mean(phase.losses[-100:]):.4f}")
+                phase.seconds = time.perf_counter() - start
+                if phase.step % config.eval_every == 0 or phase.step == phase.steps:
+                    row = {"step": phase.step, "minutes": round(phase.seconds / 60, 2),
+                           **evaluate(self.pipe, transformer, config.eval_captions, config.eval_reconstructions,
+                                      config.eval_guidance)}
+                    phase.curve.append(row)
+                    if self.on_eval is not None:
+                        self.on_eval(phase.name, row)
+                    start = time.perf_counter() - phase.seconds  # the wall time counts training, not evaluation
+                if phase.step % config.checkpoint_every == 0 or phase.step == phase.steps:
+                    self.save()
 
     def train(self, init: dict | None = None):
         """Teacher, then (``distill_steps`` > 0) student; returns the pipeline, holding the last, and the record."""
@@ -315,7 +339,7 @@ class Trainer:
         if not config.distill_steps:
             return pipe, record
         if self.out is not None:  # the CFG teacher, to compare with its student or to distil again (--init OUT/teacher)
-            pipe.save_pretrained(self.out / "teacher")
+            save_mini_pipeline(pipe, self.out / "teacher")
             write_json(self.out / "teacher" / "training.json", record)
         transformer = student_from(pipe.transformer).train().requires_grad_(True)
         self.student = _Phase("distill", [transformer], config.distill_steps, config.distill_lr, config.warmup)
