@@ -1,15 +1,17 @@
 #!/usr/bin/env python3
-"""Set up the project's environment when needed, then run the CPU demo or every test.
+"""Set up the project's environment when needed, then run the CPU demo, the tests or the site's build.
 
     python3 dev.py demo [demo options]     # Figure 2 and its table in out/demo (default options)
     python3 dev.py test [pytest options]   # unit tests and every notebook, in fast mode
+    python3 dev.py test --quick [options]  # the unit tests alone: no notebook, browser, docs or slow test
+    python3 dev.py docs [--fast] [options] # the site in docs/_build/html (full mode; --fast: docs/_build/fast)
 
 Each command creates ``.venv`` beside this file if it is missing, installs ``requirements.txt``
 and the package (editable) into it when either file changed since the last install, and runs in
-it. A second run skips the install. ``test`` also installs Debian's ``chromium`` with apt-get when
-no Chromium is on PATH and apt-get can run (as root), for the tutorials' browser test, and Debian's
-``bubblewrap`` the same way when ``bwrap`` is missing (the grader's sandbox). Standard library only: it
-runs before anything is installed.
+it. A second run skips the install. ``test`` (not ``--quick``) also installs Debian's ``chromium`` with
+apt-get when no Chromium is on PATH and apt-get can run (as root), for the browser tests of the tutorials and
+the site; ``test``, quick or not, installs Debian's ``bubblewrap`` the same way when ``bwrap`` is missing (the
+grader's sandbox). Standard library only: it runs before anything is installed.
 """
 
 from __future__ import annotations
@@ -30,7 +32,10 @@ BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 COMMANDS = {
     "demo": ["-m", "fireflow_edu", "demo"],
     "test": ["-m", "pytest"],
+    "docs": ["-m", "sphinx", "-b", "html"],
 }
+# markers registered in pyproject.toml; the notebooks are left out by their folder
+QUICK = ["-m", "not slow and not browser", "--ignore=notebooks"]
 
 
 def fail(message: str) -> None:
@@ -107,6 +112,15 @@ def ensure_sandbox() -> None:
         apt_install("bubblewrap", "the sandbox test will be skipped and grade runs without a sandbox")
 
 
+def docs_arguments(rest: list[str], env: dict[str, str]) -> list[str]:
+    """sphinx-build's arguments for ``dev.py docs``: full mode into ``docs/_build``, or with ``--fast`` fast mode
+    into ``docs/_build/fast``, each with its own execution cache (``docs/conf.py``)."""
+    fast = "--fast" in rest
+    env["FIREFLOW_EDU_FAST"] = "1" if fast else "0"
+    build = "docs/_build/fast" if fast else "docs/_build"
+    return [*(arg for arg in rest if arg != "--fast"), "docs", f"{build}/html", "-d", f"{build}/doctrees"]
+
+
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in COMMANDS:
         fail(f"usage: python3 dev.py {{{'|'.join(COMMANDS)}}} [options passed on]")
@@ -119,7 +133,12 @@ def main(argv: list[str]) -> int:
     if command == "test":
         env["FIREFLOW_EDU_FAST"] = "1"
         ensure_sandbox()
-        ensure_browser()
+        if "--quick" in rest:
+            rest = [*QUICK, *(arg for arg in rest if arg != "--quick")]
+        else:
+            ensure_browser()
+    if command == "docs":
+        rest = docs_arguments(rest, env)
     if command == "demo" and "--out" not in rest:
         rest = ["--out", "out/demo", *rest]
     return subprocess.call([str(python), *COMMANDS[command], *rest], cwd=ROOT, env=env)

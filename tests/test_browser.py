@@ -13,8 +13,9 @@ the Run menu, saves the notebook and fails on:
   px), since its fonts shrink with it.
 
 Screenshots of every figure go to ``out/browser/<notebook>/`` for a person to look at, with ``report.json``
-(seconds per notebook and per cell). Chromium is Debian's (``python3 dev.py test`` installs it when it can);
-without it, or without Playwright, the test is skipped and nbval runs these notebooks instead (``conftest.py``).
+(seconds per notebook and per cell) and the notebook as saved, whose outputs ``tests/test_docs.py`` renders.
+Chromium is Debian's (``python3 dev.py test`` installs it when it can); without it, or without Playwright, the
+test is skipped and nbval runs these notebooks instead (``conftest.py``).
 """
 
 from __future__ import annotations
@@ -47,8 +48,9 @@ PLAIN_WIDGET = re.compile(r"^(interactive|VBox|HBox|IntSlider|SelectionSlider|Dr
 TQDM_BAR = re.compile(r"\d+%\|.*\|\s*\d+/\d+")
 
 
-pytestmark = pytest.mark.skipif(not browser_test_can_run(), reason="no Chromium or no Playwright: nbval runs the "
-                                "tutorials instead (python3 dev.py test installs Debian's chromium when it can)")
+pytestmark = [pytest.mark.browser,
+              pytest.mark.skipif(not browser_test_can_run(), reason="no Chromium or no Playwright: nbval runs the "
+                                 "tutorials instead (python3 dev.py test installs Debian's chromium when it can)")]
 
 
 def free_port() -> int:
@@ -256,6 +258,7 @@ def test_tutorial_in_jupyterlab(notebook, lab, browser):
             if natural and shown / natural < MIN_FIGURE_SCALE:
                 problems.append(f"figure {k} shown at {shown / natural:.0%} of its size ({natural} px wide): its "
                                 "text shrinks with it; make it narrower")
+        shutil.copy(lab.folder / notebook.name, shots / notebook.name)
         (shots / "report.json").write_text(json.dumps(
             {"seconds": round(seconds, 1), "cell_seconds": {i: s for i, s in timing if s is not None}}, indent=1))
         assert not problems, f"{notebook.name} in JupyterLab:\n  " + "\n  ".join(problems)

@@ -1,6 +1,8 @@
-"""dev.py, the README's two set-up-and-run commands: the environment is made once and reinstalled only on change."""
+"""dev.py, the README's set-up-and-run commands: the environment is made once and reinstalled only on change."""
 
+import runpy
 import sys
+from pathlib import Path
 
 import pytest
 from conftest import load_dev
@@ -14,7 +16,7 @@ def dev(tmp_path, monkeypatch):
     monkeypatch.setattr(module, "ROOT", tmp_path)
     monkeypatch.setattr(module, "VENV", tmp_path / ".venv")
     monkeypatch.setattr(module, "STAMP", tmp_path / ".venv" / "stamp")
-    module.calls = []
+    module.calls, module.fast = [], []
 
     def create(path, with_pip):
         module.venv_python().parent.mkdir(parents=True)
@@ -23,6 +25,7 @@ def dev(tmp_path, monkeypatch):
 
     def call(command, cwd, env=None):
         module.calls.append("pip" if "pip" in command else " ".join(command[1:]))
+        module.fast.append(env and env.get("FIREFLOW_EDU_FAST"))
         return 0
 
     monkeypatch.setattr(module.venv, "create", create)
@@ -44,10 +47,36 @@ def test_first_run_sets_up_later_runs_reuse_until_requirements_change(dev, tmp_p
     assert dev.calls == ["pip", "-m fireflow_edu demo --fast --out x"]
 
 
+def test_quick_tests_leave_out_the_slow_the_browser_and_the_notebooks(dev):
+    assert dev.main(["test", "--quick", "-x"]) == 0
+    assert dev.calls == ["venv", "pip", "-m pytest -m not slow and not browser --ignore=notebooks -x"]  # no Chromium
+    assert dev.fast[-1] == "1"
+
+
+def test_docs_build_full_mode_into_docs_build_and_fast_mode_beside_it(dev):
+    assert dev.main(["docs"]) == 0
+    assert dev.calls[-1] == "-m sphinx -b html docs docs/_build/html -d docs/_build/doctrees"
+    assert dev.fast[-1] == "0"  # full mode even where the shell exported fast mode
+    assert dev.main(["docs", "--fast", "-E"]) == 0
+    assert dev.calls[-1] == "-m sphinx -b html -E docs docs/_build/fast/html -d docs/_build/fast/doctrees"
+    assert dev.fast[-1] == "1"
+
+
+def test_each_mode_keeps_its_execution_cache_beside_its_build(monkeypatch):
+    """The execution cache's key (a notebook's code cells) does not see the mode: a full build must never be
+    served a fast run's outputs."""
+    docs = Path(__file__).resolve().parent.parent / "docs"
+    caches = {}
+    for fast in ("0", "1"):
+        monkeypatch.setenv("FIREFLOW_EDU_FAST", fast)
+        caches[fast] = runpy.run_path(str(docs / "conf.py"))["nb_execution_cache_path"]
+    assert caches == {"0": str(docs / "_build" / "jupyter_cache"), "1": str(docs / "_build" / "fast" / "jupyter_cache")}
+
+
 def test_bad_usage_and_old_python_are_clear(dev, monkeypatch, capsys):
     with pytest.raises(SystemExit):
         dev.main(["deploy"])
-    assert "usage: python3 dev.py {demo|test}" in capsys.readouterr().err
+    assert "usage: python3 dev.py {demo|test|docs}" in capsys.readouterr().err
     monkeypatch.setattr(sys, "version_info", (3, 8, 0))
     with pytest.raises(SystemExit):
         dev.main(["test"])
