@@ -23,6 +23,7 @@ COMMANDS = {  # name: (module with configure(name, parser), the extra it needs, 
     "piebench": ("piebench.commands", "flux", "PIE-Bench with the published protocol: per-type table of the paper's "
                  "metrics"),
     "mini-autoencoder": ("mini.commands", "flux", "train the mini FLUX's autoencoder on rendered scenes (CPU)"),
+    "mini-text": ("mini.commands", "flux", "pretrain the mini FLUX's text encoders contrastively on rendered scenes"),
     "mini-train": ("mini.commands", "flux", "train the mini FLUX from scratch on rendered scenes (CPU)"),
     "mini-bench": ("mini.commands", "flux", "score the mini FLUX: text to image, reconstruction, editing"),
     "mini-piebench": ("mini.commands", "flux", "write a mini PIE-Bench (PIE-Bench's format) from the mini FLUX's "

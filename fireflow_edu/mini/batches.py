@@ -17,9 +17,9 @@ from multiprocessing import get_context
 
 import numpy as np
 
-from .scenes import TRAIN_SEEDS, random_scene
+from .scenes import TRAIN_SEEDS, in_caption_order, random_scene
 
-STREAMS = ("autoencoder", "teacher", "distill", "caption_dropout")
+STREAMS = ("autoencoder", "teacher", "distill", "caption_dropout", "text")
 
 
 def step_rng(seed: int, stream: str, step: int) -> np.random.Generator:
@@ -27,10 +27,15 @@ def step_rng(seed: int, stream: str, step: int) -> np.random.Generator:
     return np.random.default_rng((seed, STREAMS.index(stream), step))
 
 
-def render_step(seed: int, stream: str, step: int, size: int) -> tuple[np.ndarray, list[str]]:
-    """uint8 renders [size, 32, 32, 3] and captions of ``size`` training scenes drawn for ``step``."""
-    scenes = [random_scene(int(s)) for s in step_rng(seed, stream, step).integers(TRAIN_SEEDS.start,
-                                                                                TRAIN_SEEDS.stop, size)]
+def step_scenes(seed: int, stream: str, step: int, size: int, order: str = "drawn") -> list:
+    """The ``size`` training scenes of ``step``, their objects named in caption ``order``."""
+    seeds = step_rng(seed, stream, step).integers(TRAIN_SEEDS.start, TRAIN_SEEDS.stop, size)
+    return [in_caption_order(random_scene(int(s)), order) for s in seeds]
+
+
+def render_step(seed: int, stream: str, step: int, size: int, order: str = "drawn") -> tuple[np.ndarray, list[str]]:
+    """uint8 renders [size, 32, 32, 3] and captions of :func:`step_scenes`."""
+    scenes = step_scenes(seed, stream, step, size, order)
     return np.stack([s.render() for s in scenes]), [s.caption for s in scenes]
 
 
@@ -43,10 +48,12 @@ def to_unit(pixels: np.ndarray):
 
 class SceneBatches:
     """The batches of one stream's steps up to ``stop``, rendered here (``workers`` = 0) or by ``workers`` spawned
-    processes that keep the next ``workers`` steps' batches under way. Use as a context manager (the pool closes)."""
+    processes that keep the next ``workers`` steps' batches under way, captions naming objects in ``order``. Use as a
+    context manager (the pool closes)."""
 
-    def __init__(self, seed: int, stream: str, size: int, stop: int, workers: int = 0):
+    def __init__(self, seed: int, stream: str, size: int, stop: int, workers: int = 0, order: str = "drawn"):
         self.seed, self.stream, self.size, self.stop, self.workers = seed, stream, size, stop, workers
+        self.order = order
         self.pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn")) if workers else None
         self.pending = {}
 
@@ -60,15 +67,16 @@ class SceneBatches:
     def get(self, step: int) -> tuple[np.ndarray, list[str]]:
         """Renders and captions of ``step`` (:func:`render_step`)."""
         if self.pool is None:
-            return render_step(self.seed, self.stream, step, self.size)
+            return render_step(self.seed, self.stream, step, self.size, self.order)
         for ahead in range(step, min(step + self.workers + 1, self.stop)):
             if ahead not in self.pending:
-                self.pending[ahead] = self.pool.submit(render_step, self.seed, self.stream, ahead, self.size)
+                self.pending[ahead] = self._submit(ahead)
         for earlier in [k for k in self.pending if k < step]:  # a step asked for again after others: start over
             self.pending.pop(earlier).cancel()
-        future = self.pending.pop(step, None) or self.pool.submit(render_step, self.seed, self.stream, step,
-                                                                  self.size)
-        return future.result()
+        return (self.pending.pop(step, None) or self._submit(step)).result()
+
+    def _submit(self, step: int):
+        return self.pool.submit(render_step, self.seed, self.stream, step, self.size, self.order)
 
 
 def autocast(device):

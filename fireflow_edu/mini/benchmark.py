@@ -24,7 +24,7 @@ from ..editing.algorithms import run_algorithm
 from ..editing.api import generate, reconstruct
 from ..editing.boundary import model_adapter
 from ..editing.metrics import capped, masked_psnr, psnr, rmse_255, ssim
-from .detect import check_scene, detect
+from .detect import COMPOSITION_ERRORS, check_scene, composition, detect
 from .scenes import EDIT_KINDS, SIZE, TEST_SEEDS, make_edit, random_scene
 
 GENERATION = (("euler", 20), ("fireflow", 10))
@@ -61,7 +61,9 @@ def _mean(values) -> float:
 
 def text_to_image(pipe, num_captions: int = 200, configs=GENERATION, guidance="auto",
                   progress: bool = True) -> dict:
-    """Fraction of generated images whose detected content matches the caption, per attribute."""
+    """Fraction of generated images whose detected content matches the caption, per attribute, and for one- and
+    two-object captions apart with the two-object failures by kind (binding apart from shape:
+    :func:`~fireflow_edu.mini.detect.composition`)."""
     results = {}
     scenes = [random_scene(TEST_SEEDS[i]) for i in range(num_captions)]
     for method, steps in configs:
@@ -72,7 +74,7 @@ def text_to_image(pipe, num_captions: int = 200, configs=GENERATION, guidance="a
             checks.append(check_scene(np.asarray(image), scene))
             ious += [o.iou for o in detect(np.asarray(image)).objects]
         results[f"{method} {steps}"] = {"nfe": nfe, **{key: _mean([c[key] for c in checks]) for key in checks[0]},
-                                        "iou": _mean(ious)}
+                                        "iou": _mean(ious), **composition(checks, scenes)}
     return results
 
 
@@ -176,6 +178,7 @@ def format_mini_benchmark(results: dict) -> str:
     for label, row in results["text_to_image"].items():
         lines.append(f"  {label:<14}{row['nfe']:>5}{row['background']:>9.1%}{row['count']:>8.1%}"
                      f"{row['colors']:>9.1%}{row['shapes']:>8.1%}{row['all']:>7.1%}{row['iou']:>7.3f}")
+    lines += composition_lines(results["text_to_image"])
     if results["guidance"]:
         lines += ["\nGuidance (FireFlow 10 steps; the distilled guidance embedding at each scale)",
                   f"  {'guidance':<14}{'count':>8}{'colours':>9}{'shapes':>8}{'all':>7}"]
@@ -198,6 +201,21 @@ def format_mini_benchmark(results: dict) -> str:
     return "\n".join(lines)
 
 
+def composition_lines(rows: dict) -> list[str]:
+    """Text to image by object count, and what goes wrong with two objects (rows measured before this split have
+    none: nothing to show)."""
+    measured = {label: row for label, row in rows.items() if "two_all" in row}
+    if not measured:
+        return []
+    errors = "".join(f"{kind:>12}" for kind in COMPOSITION_ERRORS)
+    lines = ["\nComposition (fully right by object count; two-object captions failing on each, first failure counted)",
+             f"  {'solver':<14}{'1 object':>10}{'2 objects':>11}{errors}"]
+    for label, row in measured.items():
+        shares = "".join(f"{row[f'two_{kind}']:>12.1%}" for kind in COMPOSITION_ERRORS)
+        lines.append(f"  {label:<14}{row['one_all']:>10.1%}{row['two_all']:>11.1%}{shares}")
+    return lines
+
+
 def markdown_tables(results: dict) -> str:
     """The README's tables from a ``mini-bench`` result (``mini-bench --markdown``), so none is typed by hand."""
     counts = results["counts"]
@@ -209,6 +227,14 @@ def markdown_tables(results: dict) -> str:
         iou = f"{row['iou']:.3f}" if "iou" in row else "-"
         rows.append(f"| {name} | {row['nfe']} | {row['background']:.1%} | {row['count']:.1%} | {row['colors']:.1%} | "
                     f"{row['shapes']:.1%} | {row['all']:.1%} | {iou} |")
+    measured = {label: row for label, row in results["text_to_image"].items() if "two_all" in row}
+    if measured:
+        errors = " | ".join(f"two objects: {kind}" for kind in COMPOSITION_ERRORS)
+        rows += ["", f"| composition, {counts['captions']} captions | one object right | two objects right | {errors} |",
+                 "|---|---|---|" + "---|" * len(COMPOSITION_ERRORS)]
+        for label, row in measured.items():
+            shares = " | ".join(f"{row[f'two_{kind}']:.1%}" for kind in COMPOSITION_ERRORS)
+            rows.append(f"| {label} steps, guidance 2 | {row['one_all']:.1%} | {row['two_all']:.1%} | {shares} |")
     rows += ["", f"| reconstruction, {counts['reconstructions']} images | NFE | PSNR | SSIM | latent dB |",
              "|---|---|---|---|---|",
              f"| autoencoder alone (encode, decode) | - | {results['autoencoder_psnr']:.2f} | - | - |"]

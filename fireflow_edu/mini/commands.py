@@ -1,4 +1,4 @@
-"""Mini-FLUX subcommands: ``mini-autoencoder``, ``mini-train``, ``mini-bench`` and ``mini-piebench``."""
+"""Mini-FLUX subcommands: ``mini-autoencoder``, ``mini-text``, ``mini-train``, ``mini-bench`` and ``mini-piebench``."""
 
 from __future__ import annotations
 
@@ -28,6 +28,26 @@ def _print_autoencoder_eval(row: dict) -> None:
           f"mean shape IoU {row['iou']:.3f}", flush=True)
 
 
+def run_text(args) -> None:
+    from .model import build_mini_pipeline
+    from .text_pretraining import pretrain_text_encoders
+    from .train_config import TextConfig, check_device, from_options
+
+    if args.out.exists() and not args.out.is_dir():
+        raise ValueError(f"--out {args.out} is a file; give a folder")
+    config = from_options(args, TextConfig)
+    check_device(config.device)
+    record = pretrain_text_encoders(build_mini_pipeline(config.seed), config, args.out, on_eval=_print_text_eval)
+    print(f"saved to {args.out} after {record['minutes']:.1f} min of training; `mini-train --text-encoders "
+          f"{args.out}` trains a mini FLUX on them, frozen")
+
+
+def _print_text_eval(row: dict) -> None:
+    print(f"text step {row['step']} ({row['minutes']:.1f} min): binding CLIP {row['binding_clip']:.1%}, "
+          f"T5 {row['binding_t5']:.1%} (chance 50%); retrieval CLIP {row['retrieval_clip']:.1%}, "
+          f"T5 {row['retrieval_t5']:.1%}", flush=True)
+
+
 def run_train(args) -> None:
     import json
 
@@ -39,9 +59,9 @@ def run_train(args) -> None:
         raise ValueError(f"--out {args.out} is the shipped model; pass --overwrite to replace it")
     if args.out.exists() and not args.out.is_dir():
         raise ValueError(f"--out {args.out} is a file; give a folder")
-    if args.init is not None and args.autoencoder is not None:
-        raise ValueError("--init continues a trained mini FLUX with its own autoencoder; --autoencoder is for a "
-                         "fresh one")
+    if args.init is not None and (args.autoencoder is not None or args.text_encoders is not None):
+        raise ValueError("--init continues a trained mini FLUX with its own autoencoder and text encoders; "
+                         "--autoencoder and --text-encoders are for a fresh one")
     config = from_options(args, TrainConfig)
     check_device(config.device)
     init = None
@@ -55,7 +75,12 @@ def run_train(args) -> None:
         init = {"autoencoder": str(args.autoencoder)}
         if (args.autoencoder / "autoencoder_training.json").is_file():
             init["autoencoder_training"] = json.loads((args.autoencoder / "autoencoder_training.json").read_text())
-    pipe = load_mini_pipeline(args.init) if args.init else build_mini_pipeline(config.seed, args.autoencoder)
+    if args.text_encoders is not None:
+        init = {**(init or {}), "text_encoders": str(args.text_encoders)}
+        if (args.text_encoders / "text_pretraining.json").is_file():
+            init["text_pretraining"] = json.loads((args.text_encoders / "text_pretraining.json").read_text())
+    pipe = (load_mini_pipeline(args.init) if args.init else
+            build_mini_pipeline(config.seed, args.autoencoder, args.text_encoders))
     pipe, record = train_mini_flux(pipe, config, args.out, on_eval=_print_eval, init=init)
     save_mini_pipeline(pipe, args.out)
     write_json(args.out / "training.json", record)
@@ -65,7 +90,9 @@ def run_train(args) -> None:
 
 def _print_eval(phase: str, row: dict) -> None:
     print(f"{phase} step {row['step']} ({row['minutes']:.1f} min): count {row['count']:.1%}, "
-          f"colours {row['colors']:.1%}, shapes {row['shapes']:.1%}, all {row['all']:.1%}, "
+          f"colours {row['colors']:.1%}, shapes {row['shapes']:.1%}, all {row['all']:.1%} (one object "
+          f"{row['one_all']:.1%}, two {row['two_all']:.1%}; two-object errors: count {row['two_count']:.1%}, "
+          f"colour {row['two_colour']:.1%}, binding {row['two_binding']:.1%}, shape {row['two_shape']:.1%}), "
           f"reconstruction {row['reconstruction_psnr']:.2f} dB (worst {row['worst_reconstruction_psnr']:.2f})",
           flush=True)
 
@@ -116,6 +143,18 @@ def _autoencoder_command(autoencoder) -> None:
     autoencoder.set_defaults(run=run_autoencoder)
 
 
+def _text_command(text) -> None:
+    from .train_config import TextConfig, add_options
+
+    text.description = ("Pretrain the mini FLUX's CLIP and T5 text encoders contrastively against a small image "
+                        "encoder on rendered scenes, with colour-swapped captions as hard negatives, so their tokens "
+                        "bind each colour to its shape (as FLUX's pretrained encoders do); checkpoints in --out, and "
+                        "a rerun resumes. Then `mini-train --text-encoders OUT` trains on them, frozen.")
+    add_options(text, TextConfig)
+    text.add_argument("--out", type=Path, default=Path("out/mini_text"), help="output folder (default out/mini_text)")
+    text.set_defaults(run=run_text)
+
+
 def _train_command(train) -> None:
     from .train_config import TrainConfig, add_options
 
@@ -127,6 +166,8 @@ def _train_command(train) -> None:
     train.add_argument("--autoencoder", type=Path, default=None,
                        help="a trained autoencoder (mini-autoencoder's --out) for a fresh latent mini FLUX "
                        "(default: the pixel design, no autoencoder)")
+    train.add_argument("--text-encoders", type=Path, default=None,
+                       help="pretrained text encoders (mini-text's --out) for a fresh mini FLUX (default: random)")
     add_options(train, TrainConfig)
     train.add_argument("--out", type=Path, default=Path("out/mini_flux"), help="output folder (default out/mini_flux)")
     train.add_argument("--overwrite", action="store_true", help=f"allow --out to be the shipped model ({SHIPPED})")
@@ -166,6 +207,6 @@ def _piebench_command(piebench) -> None:
 
 
 def configure(name: str, parser) -> None:
-    """Arguments of ``mini-autoencoder``, ``mini-train``, ``mini-bench`` or ``mini-piebench``."""
-    {"mini-autoencoder": _autoencoder_command, "mini-train": _train_command, "mini-bench": _bench_command,
+    """Arguments of ``mini-autoencoder``, ``mini-text``, ``mini-train``, ``mini-bench`` or ``mini-piebench``."""
+    {"mini-autoencoder": _autoencoder_command, "mini-text": _text_command, "mini-train": _train_command, "mini-bench": _bench_command,
      "mini-piebench": _piebench_command}[name](parser)

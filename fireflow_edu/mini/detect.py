@@ -17,6 +17,8 @@ from scipy import ndimage
 
 from .scenes import BACKGROUNDS, OBJECT_COLORS, SHAPES, Scene, Shape
 
+# what is wrong with a drawing, in the order composition_error tests them
+COMPOSITION_ERRORS = ("count", "colour", "binding", "shape", "background")
 FOREGROUND_DISTANCE = 60.0
 MIN_PIXELS = 8
 RADII = np.arange(2.5, 12.01, 0.25)
@@ -76,7 +78,8 @@ def detect(image: np.ndarray) -> Detection:
 
 
 def check_scene(image: np.ndarray, scene: Scene) -> dict[str, bool]:
-    """Whether ``image`` shows ``scene``'s caption: background, object count, colours, shapes, and all four."""
+    """Whether ``image`` shows ``scene``'s caption: background, object count, colours, (colour, shape) pairs, all
+    four, and (``kinds``) the shapes alone, whatever their colours."""
     found = detect(image)
     wanted = [(o.color, o.kind) for o in scene.objects]
     got = [(o.color, o.shape) for o in found.objects]
@@ -87,4 +90,34 @@ def check_scene(image: np.ndarray, scene: Scene) -> dict[str, bool]:
         "shapes": Counter(got) == Counter(wanted),
     }
     result["all"] = all(result.values())
+    result["kinds"] = Counter(s for _, s in got) == Counter(s for _, s in wanted)
     return result
+
+
+def composition_error(check: dict[str, bool]) -> str | None:
+    """The first of :data:`COMPOSITION_ERRORS` a :func:`check_scene` result shows (None: the image is right).
+
+    ``binding``: the right number of objects, colours and shapes, paired otherwise than the caption pairs them
+    ("a red square and a blue circle" for "a red circle and a blue square"); ``shape``: a shape that is not in the
+    caption at all."""
+    if check["all"]:
+        return None
+    if not check["count"]:
+        return "count"
+    if not check["colors"]:
+        return "colour"
+    if not check["shapes"]:
+        return "binding" if check["kinds"] else "shape"
+    return "background"
+
+
+def composition(checks: list[dict[str, bool]], scenes: list[Scene]) -> dict[str, float]:
+    """Captions drawn fully right among those naming one object (``one_all``) and two (``two_all``), and the share
+    of the two-object captions failing on each of :data:`COMPOSITION_ERRORS` (``two_count``, ``two_binding``, ...)."""
+    def share(values):
+        return float(np.mean(values)) if values else float("nan")
+
+    two = [composition_error(c) for c, s in zip(checks, scenes) if len(s.objects) == 2]
+    return {"one_all": share([c["all"] for c, s in zip(checks, scenes) if len(s.objects) == 1]),
+            "two_all": share([e is None for e in two]),
+            **{f"two_{kind}": share([e == kind for e in two]) for kind in COMPOSITION_ERRORS}}

@@ -32,11 +32,13 @@ TRANSFORMER = dict(patch_size=1, num_layers=2, num_single_layers=6, attention_he
 KNOWN_INPUTS = {"image_size": [32, 32], "vocabulary": "closed"}
 
 
-def build_mini_pipeline(seed: int = 0, autoencoder: str | Path | None = None):
+def build_mini_pipeline(seed: int = 0, autoencoder: str | Path | None = None, text_encoders: str | Path | None = None):
     """A freshly initialised mini FLUX pipeline (fp32, CPU), seeded: a teacher, without guidance embedding.
 
     ``autoencoder``: a trained ``AutoencoderKL`` folder (``mini-autoencoder``'s output, or a mini FLUX's
-    ``vae/``) for the latent design; None for the pixel design.
+    ``vae/``) for the latent design; None for the pixel design. ``text_encoders``: a folder holding
+    ``text_encoder/`` and ``text_encoder_2/`` (``mini-text``'s output, or a mini FLUX's own) to start from
+    instead of random weights.
     """
     import torch
     from diffusers import AutoencoderKL, FluxTransformer2DModel
@@ -52,10 +54,33 @@ def build_mini_pipeline(seed: int = 0, autoencoder: str | Path | None = None):
     vae = PixelShuffleVAE(factor=2) if autoencoder is None else AutoencoderKL.from_pretrained(autoencoder)
     torch.manual_seed(seed)
     text_side = build_text_side(VOCABULARY, TEXT_DIM, t5_length=MAX_WORDS)
+    if text_encoders is not None:
+        text_side.update(load_text_encoders(text_encoders))
     transformer = FluxTransformer2DModel(in_channels=4 * vae.config.latent_channels, guidance_embeds=False,
                                          **TRANSFORMER)
     return flux_pipeline_class()(scheduler=flux_scheduler(), vae=vae.eval().requires_grad_(False),
                                  transformer=transformer, **text_side)
+
+
+def load_text_encoders(folder: str | Path) -> dict:
+    """``text_encoder`` and ``text_encoder_2`` saved in ``folder``, checked against the mini's vocabulary and width."""
+    from transformers import CLIPTextModel, T5EncoderModel
+
+    from ..editing.tiny import SPECIAL
+    from .scenes import VOCABULARY
+
+    folder = Path(folder)
+    missing = [name for name in ("text_encoder", "text_encoder_2") if not (folder / name / "config.json").is_file()]
+    if missing:
+        raise ValueError(f"--text-encoders {folder} lacks {' and '.join(missing)}/; give a folder written by "
+                         "mini-text, or a mini FLUX's own folder")
+    loaded = {"text_encoder": CLIPTextModel.from_pretrained(folder / "text_encoder"),
+              "text_encoder_2": T5EncoderModel.from_pretrained(folder / "text_encoder_2")}
+    for name, model in loaded.items():
+        if model.get_input_embeddings().weight.shape != (len(SPECIAL) + len(VOCABULARY), TEXT_DIM):
+            raise ValueError(f"{folder / name} has {tuple(model.get_input_embeddings().weight.shape)} word "
+                             f"embeddings; the mini's words and width need {(len(SPECIAL) + len(VOCABULARY), TEXT_DIM)}")
+    return loaded
 
 
 def save_mini_pipeline(pipe, folder: str | Path) -> None:

@@ -25,6 +25,7 @@ OBJECT_COLORS = {"red": (220, 40, 40), "green": (40, 170, 60), "blue": (40, 80, 
                  "yellow": (240, 210, 40), "purple": (140, 60, 190), "orange": (245, 140, 30)}
 BACKGROUNDS = {"white": (245, 245, 245), "black": (20, 20, 20), "gray": (128, 128, 128), "pink": (255, 185, 205)}
 SHAPES = ("circle", "square", "triangle", "star")
+CAPTION_ORDERS = ("drawn", "left_to_right")  # how a caption lists two objects (in_caption_order)
 EDIT_KINDS = ("change_object", "change_color", "change_background", "add_object", "remove_object")
 VOCABULARY = ("a", "an", "and", "on", "background", *SHAPES, *OBJECT_COLORS, *BACKGROUNDS)
 # Disjoint seed ranges: training draws from the first, held-out curves during training from the second,
@@ -106,6 +107,17 @@ def random_scene(seed: int, num_objects: int | None = None) -> Scene:
         placed = _shape(rng, objects, RADII[count])
         objects = objects + (placed,) if placed is not None else ()  # no room left: lay out afresh
     return Scene(str(rng.choice(list(BACKGROUNDS))), objects)
+
+
+def in_caption_order(scene: Scene, order: str = "drawn") -> Scene:
+    """``scene`` with its objects listed in caption ``order``: as drawn (the world every shipped model learned, where
+    the first object named is anywhere) or left to right (by centre x, then y), so a word's place in the caption
+    says where its object stands. Objects never overlap, so the render is the same either way."""
+    if order not in CAPTION_ORDERS:
+        raise ValueError(f"caption order must be one of {', '.join(CAPTION_ORDERS)}, got {order!r}")
+    if order == "drawn":
+        return scene
+    return replace(scene, objects=tuple(sorted(scene.objects, key=lambda o: (o.x, o.y))))
 
 
 @dataclass(frozen=True)

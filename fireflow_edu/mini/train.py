@@ -48,9 +48,9 @@ from ..schedules import flux_schedule
 from ..solvers import integrate
 from .autoencoder import render_batch
 from .batches import SceneBatches, autocast, step_rng, to_unit
-from .detect import check_scene
+from .detect import check_scene, composition
 from .model import save_mini_pipeline
-from .scenes import SIZE, VALIDATION_SEEDS, random_scene
+from .scenes import SIZE, VALIDATION_SEEDS, in_caption_order, random_scene
 from .train_config import TrainConfig, check_device, differing_settings
 
 CHECKPOINT = "checkpoint.pt"
@@ -118,10 +118,12 @@ def _evaluating(pipe, transformer):
 
 
 def evaluate(pipe, transformer, num_captions: int, num_reconstructions: int, guidance: float,
-             steps: int = 10) -> dict[str, float]:
+             steps: int = 10, order: str = "drawn") -> dict[str, float]:
     """Held-out text to image (FireFlow ``steps`` steps) and reconstruction PSNR (FireFlow 8 steps).
 
-    Text to image: the share of images the detector reads back right. A transformer with a
+    Text to image: the share of images the detector reads back right, overall and per attribute, and for one- and
+    two-object captions apart, with the two-object failures by kind (:func:`~fireflow_edu.mini.detect.composition`);
+    captions name objects in ``order``. A transformer with a
     guidance embedding gets ``guidance`` as its input; one without it is guided by classifier-free
     guidance at that scale (two branches per call). Reconstruction uses the conditional velocity
     alone (guidance 1), as inversion does.
@@ -129,7 +131,7 @@ def evaluate(pipe, transformer, num_captions: int, num_reconstructions: int, gui
     from ..editing.api import reconstruct
     from ..editing.metrics import capped
 
-    scenes = [random_scene(VALIDATION_SEEDS[i]) for i in range(num_captions)]
+    scenes = [in_caption_order(random_scene(VALIDATION_SEEDS[i]), order) for i in range(num_captions)]
     with _evaluating(pipe, transformer):
         cond = encode(pipe, [s.caption for s in scenes])
         img_ids = latent_image_ids(pipe, SIZE, SIZE)
@@ -147,7 +149,7 @@ def evaluate(pipe, transformer, num_captions: int, num_reconstructions: int, gui
         checks = [check_scene(decode_latents(pipe, x[i:i + 1], SIZE, SIZE), s) for i, s in enumerate(scenes)]
         held_out = [random_scene(VALIDATION_SEEDS[10_000 + i]) for i in range(num_reconstructions)]
         psnrs = [capped(reconstruct(pipe, s.render(), s.caption, steps=8, progress=False).metrics["psnr"]) for s in held_out]
-    return {**{key: float(np.mean([c[key] for c in checks])) for key in checks[0]},
+    return {**{key: float(np.mean([c[key] for c in checks])) for key in checks[0]}, **composition(checks, scenes),
             "reconstruction_psnr": float(np.mean(psnrs)), "worst_reconstruction_psnr": float(np.min(psnrs))}
 
 
@@ -308,7 +310,8 @@ class Trainer:
         bar = tqdm(range(phase.step, phase.steps), initial=phase.step, total=phase.steps, desc=phase.name,
                    disable=not self.progress)
         start = time.perf_counter() - phase.seconds
-        with SceneBatches(config.seed, phase.name, config.batch_size, phase.steps, config.render_workers) as scenes:
+        with SceneBatches(config.seed, phase.name, config.batch_size, phase.steps, config.render_workers,
+                          config.caption_order) as scenes:
             for _ in bar:
                 batch = self.batch(scenes, phase.step)
                 with autocast(self.device):
@@ -320,7 +323,7 @@ class Trainer:
                 if phase.step % config.eval_every == 0 or phase.step == phase.steps:
                     row = {"step": phase.step, "minutes": round(phase.seconds / 60, 2),
                            **evaluate(self.pipe, transformer, config.eval_captions, config.eval_reconstructions,
-                                      config.eval_guidance)}
+                                      config.eval_guidance, order=config.caption_order)}
                     phase.curve.append(row)
                     if self.on_eval is not None:
                         self.on_eval(phase.name, row)
@@ -380,7 +383,8 @@ def run_minutes(record: dict) -> float:
 
 
 def chain_minutes(record: dict) -> float:
-    """Wall minutes of every run behind a model, the autoencoder it was built on included."""
+    """Wall minutes of every run behind a model, the autoencoder and text encoders it was built on included."""
     runs = lineage(record)
-    autoencoder = (runs[0].get("init") or {}).get("autoencoder_training") or {}
-    return sum(run_minutes(run) for run in runs) + autoencoder.get("minutes", 0.0)
+    first = runs[0].get("init") or {}
+    return sum(run_minutes(run) for run in runs) + sum((first.get(part) or {}).get("minutes", 0.0)
+                                                       for part in ("autoencoder_training", "text_pretraining"))

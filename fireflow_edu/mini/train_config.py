@@ -44,6 +44,8 @@ class TrainConfig:
     guidance_range: tuple[float, float] = _option((1.0, 4.0), "guidance scales the student learns (LOW HIGH)")
     guidance_one_share: float = _option(0.5, "share of each distillation batch at guidance 1, the flow inversion "
                                              "follows")
+    caption_order: str = _option("drawn", "how captions list two objects: drawn (any order; every shipped model) or "
+                                          "left_to_right (training and the held-out curve alike)")
     seed: int = _option(0, "random seed")
     eval_every: int = _option(1000, "steps between held-out evaluations")
     eval_captions: int = _option(128, "held-out captions per evaluation")
@@ -71,6 +73,10 @@ class TrainConfig:
         for name in ("caption_dropout", "uniform_t", "guidance_one_share"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
+        from .scenes import CAPTION_ORDERS  # here, not at the top: scenes loads numpy and matplotlib, --help need not
+
+        if self.caption_order not in CAPTION_ORDERS:
+            raise ValueError(f"caption_order must be one of {', '.join(CAPTION_ORDERS)}, got {self.caption_order!r}")
         low, high = self.guidance_range
         if not 0 < low <= high:
             raise ValueError(f"guidance_range must be (low, high) with 0 < low <= high, got {self.guidance_range}")
@@ -106,17 +112,42 @@ class AutoencoderConfig:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
 
 
+@dataclass
+class TextConfig:
+    """Every setting of a mini-FLUX text-encoder pretraining run (recorded with the encoders)."""
+
+    steps: int = _option(1500, "AdamW steps")
+    batch_size: int = _option(128, "scenes and captions per step (each caption's in-batch negatives)")
+    lr: float = _option(1e-3, "peak learning rate")
+    warmup: int = _option(100, "learning-rate warm-up steps")
+    seed: int = _option(0, "random seed")
+    eval_every: int = _option(250, "steps between held-out evaluations")
+    eval_scenes: int = _option(500, "held-out scenes per evaluation")
+    checkpoint_every: int = _option(250, "steps between checkpoints")
+    device: str = _option("cpu", DEVICE_HELP)
+
+    CUDA: ClassVar[dict] = dict(batch_size=512, lr=2e-3, checkpoint_every=1000)
+
+    def __post_init__(self):
+        _check_how(self)
+        for name in ("steps", "batch_size", "eval_every", "eval_scenes", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
+
+
 def _check_how(config) -> None:
     if not re.fullmatch(r"cpu|cuda(:\d+)?", config.device):
         raise ValueError(f"device must be cpu, cuda or cuda:N, got {config.device!r}")
-    if config.render_workers < 0:
+    if getattr(config, "render_workers", 0) < 0:
         raise ValueError(f"render_workers must be 0 or more, got {config.render_workers}")
 
 
 def differing_settings(saved: dict, config) -> list[str]:
     """The settings in which ``config`` differs from ``saved`` (a checkpoint's recorded config), those of
-    :data:`HOW` aside: a run resumes on another device, with other worker counts or compiled."""
-    return sorted(k for k, v in asdict(config).items() if k not in HOW and saved.get(k) != v)
+    :data:`HOW` aside: a run resumes on another device, with other worker counts or compiled. A setting ``saved``
+    lacks (added since it was written) counts as its default, what the run that wrote it did."""
+    defaults = {f.name: f.default for f in fields(config)}  # a setting added since the checkpoint: its default was
+    return sorted(k for k, v in asdict(config).items() if k not in HOW and saved.get(k, defaults[k]) != v)
 
 
 def for_device(settings: type, device: str = "cpu", **given):
