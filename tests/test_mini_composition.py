@@ -132,3 +132,21 @@ def test_mini_train_takes_pretrained_text_encoders_frozen_and_records_them(tmp_p
     for a, b in zip(saved.text_encoder_2.parameters(), build_mini_pipeline(seed=0, text_encoders=tmp_path / "text")
                     .text_encoder_2.parameters()):
         torch.testing.assert_close(a, b)
+
+
+def test_mini_bench_update_measures_named_rows_of_either_section_again_and_keeps_the_rest():
+    from fireflow_edu.mini.benchmark import update_rows
+    from fireflow_edu.mini.model import load_mini_pipeline
+
+    saved = {"counts": {"captions": 4, "reconstructions": 1, "edits": 2},
+             "text_to_image": {"euler 20": {"nfe": 20, "all": 0.5}, "fireflow 10": {"nfe": 11, "all": 0.5}},
+             "editing": {"euler 28": {"nfe": 56}, "fireflow 8": {"nfe": 18, "success": 2.0}}}
+    updated = update_rows(load_mini_pipeline(), saved, ["fireflow 10", "fireflow 8"], progress=False)
+    assert list(updated["text_to_image"]) == ["euler 20", "fireflow 10"] and list(updated["editing"]) == ["euler 28",
+                                                                                                       "fireflow 8"]
+    assert updated["text_to_image"]["euler 20"] == {"nfe": 20, "all": 0.5} and updated["editing"]["euler 28"] == {"nfe": 56}
+    drawn = updated["text_to_image"]["fireflow 10"]
+    assert drawn["nfe"] == 11 and {"one_all", "two_all", "two_binding"} <= set(drawn)
+    assert 0 <= updated["editing"]["fireflow 8"]["success"] <= 1
+    with pytest.raises(ValueError, match="unknown rows"):
+        update_rows(load_mini_pipeline(), saved, ["fireflow 11"])

@@ -147,16 +147,22 @@ def editing(pipe, num_cases: int = 200, configs=EDITING, progress: bool = True) 
     return results
 
 
-def update_editing(pipe, results: dict, labels, progress: bool = True) -> dict:
-    """A saved mini-bench ``results`` with the editing rows ``labels`` (of :data:`EDITING`) measured again on the same
-    cases (the same model and count give the same cases), the rows kept in EDITING's order."""
-    known = [label for label, *_ in EDITING]
-    unknown = [label for label in labels if label not in known]
+def update_rows(pipe, results: dict, labels, progress: bool = True) -> dict:
+    """A saved mini-bench ``results`` with the rows ``labels`` measured again on the same captions and cases (the
+    same counts give the same ones): text-to-image rows by :data:`GENERATION` label ("fireflow 10"), editing rows
+    by :data:`EDITING` label; each section keeps its configs' order."""
+    generation = {f"{method} {steps}": (method, steps) for method, steps in GENERATION}
+    editing_labels = [label for label, *_ in EDITING]
+    unknown = [label for label in labels if label not in generation and label not in editing_labels]
     if unknown:
-        raise ValueError(f"unknown editing rows {unknown}; rows: {known}")
-    measured = editing(pipe, results["counts"]["edits"], [c for c in EDITING if c[0] in labels], progress)
-    merged = {**results["editing"], **measured}
-    return {**results, "editing": {label: merged[label] for label in known if label in merged}}
+        raise ValueError(f"unknown rows {unknown}; rows: {[*generation, *editing_labels]}")
+    counts = results["counts"]
+    drawn = text_to_image(pipe, counts["captions"], [generation[label] for label in generation if label in labels],
+                          progress=progress)
+    edited = editing(pipe, counts["edits"], [c for c in EDITING if c[0] in labels], progress)
+    merged_drawn, merged_edited = {**results["text_to_image"], **drawn}, {**results["editing"], **edited}
+    return {**results, "text_to_image": {label: merged_drawn[label] for label in generation if label in merged_drawn},
+            "editing": {label: merged_edited[label] for label in editing_labels if label in merged_edited}}
 
 
 def run_mini_benchmark(pipe, num_captions: int = 200, num_reconstructions: int = 100, num_edits: int = 200,

@@ -101,7 +101,7 @@ def run_bench(args) -> None:
     import json
 
     from ..reporting import print_and_save, terminal_progress
-    from .benchmark import format_mini_benchmark, markdown_tables, run_mini_benchmark, update_editing
+    from .benchmark import format_mini_benchmark, markdown_tables, run_mini_benchmark, update_rows
     from .model import load_mini_pipeline
     from .train_config import check_device
 
@@ -113,9 +113,9 @@ def run_bench(args) -> None:
     check_device(args.device)
     if args.update is not None:
         if not args.rows:
-            raise ValueError("--update FILE measures the editing rows named by --rows again; give --rows")
+            raise ValueError("--update FILE measures the rows named by --rows again; give --rows")
         pipe = load_mini_pipeline(args.model, args.device)
-        results = update_editing(pipe, json.loads(args.update.read_text()), args.rows, terminal_progress())
+        results = update_rows(pipe, json.loads(args.update.read_text()), args.rows, terminal_progress())
         print_and_save(format_mini_benchmark(results), results, args.update)
         return
     pipe = load_mini_pipeline(args.model, args.device)
@@ -187,10 +187,10 @@ def _bench_command(bench) -> None:
     bench.add_argument("--markdown", type=Path, default=None, metavar="RESULTS_JSON",
                        help="print the README's tables from a saved results file instead of running")
     bench.add_argument("--update", type=Path, default=None, metavar="RESULTS_JSON",
-                       help="measure only the editing rows --rows names again, on that saved file's cases, and write "
-                       "them into it")
+                       help="measure only the rows --rows names again, on that saved file's captions and cases, and "
+                       "write them into it")
     bench.add_argument("--rows", nargs="+", default=None, metavar="LABEL",
-                       help="editing rows for --update, by label (e.g. 'rf_inversion 28')")
+                       help="rows for --update, by label: text to image ('fireflow 10') or editing ('rf_inversion 28')")
     bench.set_defaults(run=run_bench)
 
 
