@@ -116,10 +116,12 @@ def test_autoencoder_training_resumes_to_the_same_weights_and_sets_flux_normalis
 
 
 def test_gpu_script_trains_the_whole_chain_here_on_the_cpu_with_tiny_sizes(tmp_path, capsys):
-    """benchmarks/gpu_train_mini.sh end to end (autoencoder, teacher, distillation, mini-bench) with --device cpu."""
+    """benchmarks/gpu_train_mini.sh end to end (autoencoder, text encoders, teacher, distillation, mini-bench) with
+    --device cpu."""
     from fireflow_edu.cli import main
 
-    tiny = {"MINI_DEVICE": "cpu", "MINI_AUTOENCODER_STEPS": "2", "MINI_TEACHER_STEPS": "1", "MINI_DISTILL_STEPS": "1",
+    tiny = {"MINI_DEVICE": "cpu", "MINI_AUTOENCODER_STEPS": "2", "MINI_TEXT_STEPS": "2", "MINI_TEXT_OPTIONS":
+            "--batch-size 4 --warmup 1 --eval-every 1 --eval-scenes 8", "MINI_TEACHER_STEPS": "1", "MINI_DISTILL_STEPS": "1",
             "MINI_EVAL_EVERY": "1", "MINI_AUTOENCODER_OPTIONS": "--width 16 --batch-size 2 --warmup 1 --eval-scenes 2",
             "MINI_TRAIN_OPTIONS": "--batch-size 2 --eval-captions 1 --eval-reconstructions 1",
             "MINI_BENCH": "--captions 1 --reconstructions 1 --edits 1"}
@@ -135,7 +137,9 @@ def test_gpu_script_trains_the_whole_chain_here_on_the_cpu_with_tiny_sizes(tmp_p
     record = json.loads((tmp_path / "mini" / "training.json").read_text())
     assert record["config"]["device"] == "cpu" and record["distill"]["steps_by_device"] == {"cpu": 1}
     ae_minutes = record["init"]["autoencoder_training"]["minutes"]
-    assert chain_minutes(record) == pytest.approx(run_minutes(record) + ae_minutes)
+    text_minutes = record["init"]["text_pretraining"]["minutes"]
+    assert record["init"]["text_encoders"] == str(tmp_path / "text") and "binding CLIP" in run.stdout
+    assert chain_minutes(record) == pytest.approx(run_minutes(record) + ae_minutes + text_minutes)
     assert (tmp_path / "mini" / "teacher" / "known_inputs.json").is_file()
     assert json.loads((tmp_path / "mini_bench.json").read_text())["counts"] == {"captions": 1, "reconstructions": 1,
                                                                                 "edits": 1}
