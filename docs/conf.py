@@ -19,6 +19,7 @@ from fireflow_edu.config import fast_mode
 DOCS = Path(__file__).resolve().parent
 ABSOLUTE_VALUE = re.compile(r"(?<![\w\\])\|(\w+)\|")
 UNPACKING = re.compile(r"(?<=[\[(, ])\*(?=[A-Za-z_][\w.]*[\]),])")
+ASSIGNMENT_LINK = re.compile(r"\]\(assignments/([\w-]+\.ipynb)\)")
 
 project = "fireflow_edu"
 author = "fireflow_edu contributors"
@@ -57,6 +58,25 @@ def allow_errors_in_student_copies(app, docname: str, source: list[str]) -> None
         source[0] = json.dumps(notebook)
 
 
+def assignment_links_to_student_copies(app, docname: str, source: list[str]) -> None:
+    """A tutorial links an assignment as ``assignments/<name>.ipynb``, the solution beside it in ``notebooks/``,
+    which stays out of the site: there the link leads to the student copy's page (``assignments/<name>``). A link
+    to an assignment without a student copy is left as it is, so the build still warns about it."""
+    if not docname.startswith("tutorials/"):
+        return
+    notebook = json.loads(source[0])
+
+    def to_student_copy(link: re.Match) -> str:
+        name = link.group(1)
+        return f"](../assignments/{name})" if (DOCS / "assignments" / name).is_file() else link.group(0)
+
+    for cell in notebook.get("cells", []):
+        if cell.get("cell_type") == "markdown":
+            text = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+            cell["source"] = ASSIGNMENT_LINK.sub(to_student_copy, text)
+    source[0] = json.dumps(notebook)
+
+
 def plain_text_in_docstrings(app, what, name, obj, options, lines: list[str]) -> None:
     """The package's docstrings are plain text with reST roles: ``|h|`` is an absolute value and ``*x.shape`` in
     ``[N + 1, *x.shape]`` unpacks a shape, never a substitution or the start of emphasis."""
@@ -65,4 +85,5 @@ def plain_text_in_docstrings(app, what, name, obj, options, lines: list[str]) ->
 
 def setup(app):
     app.connect("source-read", allow_errors_in_student_copies)
+    app.connect("source-read", assignment_links_to_student_copies)
     app.connect("autodoc-process-docstring", plain_text_in_docstrings)

@@ -29,6 +29,17 @@ def browser_test_can_run() -> bool:
     return chromium() is not None
 
 
+@pytest.fixture(scope="module")
+def browser():
+    """Chromium driven by Playwright, one per test module (tests/test_browser.py, tests/test_docs.py)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        instance = p.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
+        yield instance
+        instance.close()
+
+
 def pytest_collection_modifyitems(config, items):
     """A tutorial the browser test runs in JupyterLab is not run a second time by nbval (the browser test fails
     on any error output, as nbval-lax does); without a browser, or when only notebooks were collected, nbval runs it."""

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import browser_test_can_run, chromium
+from conftest import browser_test_can_run
 
 ROOT = Path(__file__).resolve().parent.parent
 TUTORIALS = sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))
@@ -114,16 +114,6 @@ def lab(tmp_path_factory):
         server.terminate()
         server.wait(30)
         log.close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        instance = p.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
-        yield instance
-        instance.close()
 
 
 def poll(page, check, timeout_s: float, every_ms: int = 250):

@@ -49,7 +49,7 @@ def test_first_run_sets_up_later_runs_reuse_until_requirements_change(dev, tmp_p
 
 def test_quick_tests_leave_out_the_slow_the_browser_and_the_notebooks(dev):
     assert dev.main(["test", "--quick", "-x"]) == 0
-    assert dev.calls == ["venv", "pip", "-m pytest -m not slow and not browser --ignore=notebooks -x"]  # no Chromium
+    assert dev.calls == ["venv", "pip", "-m pytest -m not slow and not browser -o testpaths=tests -x"]  # no Chromium
     assert dev.fast[-1] == "1"
 
 
@@ -91,38 +91,29 @@ def test_a_failed_install_is_retried_next_time(dev, monkeypatch, capsys):
     assert not dev.STAMP.exists()
 
 
-def test_chromium_is_installed_with_apt_get_only_when_missing_and_possible(tmp_path, monkeypatch, capsys):
-    module = load_dev()
-    commands = []
-    monkeypatch.setattr(module.subprocess, "call", lambda command, cwd, env: commands.append(command) or 0)
-    monkeypatch.setattr(module.os, "geteuid", lambda: 0, raising=False)
-    monkeypatch.setattr(module.shutil, "which", lambda name: "/usr/bin/chromium" if name == "chromium" else None)
-    module.ensure_browser()
-    assert commands == []  # there already
-    monkeypatch.setattr(module.shutil, "which", lambda name: "/usr/bin/apt-get" if name == "apt-get" else None)
-    module.ensure_browser()
-    assert commands == [["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "chromium"]]
-    commands.clear()
-    monkeypatch.setattr(module.os, "geteuid", lambda: 1000, raising=False)
-    module.ensure_browser()
-    assert commands == [] and "browser test will be skipped" in capsys.readouterr().err
-
-
-def test_bubblewrap_is_installed_for_every_test_run_only_when_missing_and_possible(dev, monkeypatch, capsys):
+def test_bubblewrap_is_looked_for_by_every_test_run_quick_or_not(dev, monkeypatch):
     monkeypatch.setattr(dev, "ensure_sandbox", lambda: dev.calls.append("sandbox"))
     assert dev.main(["test", "--quick"]) == 0 and dev.main(["test"]) == 0 and dev.main(["demo"]) == 0
     assert dev.calls.count("sandbox") == 2
+
+
+@pytest.mark.parametrize("ensure, package, without", [
+    ("ensure_browser", "chromium", "browser test will be skipped"),
+    ("ensure_sandbox", "bubblewrap", "grade runs without a sandbox"),
+])
+def test_debian_package_is_installed_with_apt_get_only_when_missing_and_possible(ensure, package, without,
+                                                                                  monkeypatch, capsys):
     module = load_dev()
     commands = []
     monkeypatch.setattr(module.subprocess, "call", lambda command, cwd, env: commands.append(command) or 0)
     monkeypatch.setattr(module.os, "geteuid", lambda: 0, raising=False)
     monkeypatch.setattr(module.shutil, "which", lambda name: f"/usr/bin/{name}" if name != "apt-get" else None)
-    module.ensure_sandbox()
+    getattr(module, ensure)()
     assert commands == []  # there already
     monkeypatch.setattr(module.shutil, "which", lambda name: "/usr/bin/apt-get" if name == "apt-get" else None)
-    module.ensure_sandbox()
-    assert commands == [["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "bubblewrap"]]
+    getattr(module, ensure)()
+    assert commands == [["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", package]]
     commands.clear()
     monkeypatch.setattr(module.os, "geteuid", lambda: 1000, raising=False)
-    module.ensure_sandbox()
-    assert commands == [] and "grade runs without a sandbox" in capsys.readouterr().err
+    getattr(module, ensure)()
+    assert commands == [] and without in capsys.readouterr().err

@@ -29,7 +29,7 @@ from urllib.parse import urldefrag, urlparse
 
 import nbformat
 import pytest
-from conftest import browser_test_can_run, chromium
+from conftest import browser_test_can_run
 
 ROOT = Path(__file__).resolve().parent.parent
 TUTORIALS = sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))
@@ -40,7 +40,6 @@ IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/svg+xml")
 ELEMENT_ID = re.compile(r'\bid="([^"]+)"')
 
 pytestmark = [pytest.mark.browser,
-              pytest.mark.skip(reason="the site build errors in its fixture (issue 31 item 3 left open); dev.py docs builds it by hand"),
               pytest.mark.skipif(not browser_test_can_run(), reason="no Chromium or no Playwright (python3 dev.py "
                                  "test installs Debian's chromium when it can)")]
 
@@ -73,8 +72,16 @@ def cache_browser_runs(cache: Path) -> list[str]:
 
 class Site:
     def __init__(self, build: Path, url: str):
-        self.html, self.executed, self.url = build / "html", build / "jupyter_execute", url
+        self.html, self.cache, self.url = build / "html", build / "jupyter_cache", url
         self._ids: dict[Path, set[str]] = {}
+
+    def executed(self, notebook: Path):
+        """``notebook`` with the outputs its page was rendered from: the build's execution cache's record of it
+        (a KeyError when the build left none). Not ``jupyter_execute/``: MyST-NB writes its copy there without
+        outputs for a notebook it takes from the cache, as every tutorial the browser test ran is."""
+        from jupyter_cache import get_cache
+
+        return get_cache(str(self.cache)).merge_match_into_notebook(nbformat.read(notebook, as_version=4))[1]
 
     def pages(self) -> list[Path]:
         return sorted(p for p in self.html.rglob("*.html") if p.relative_to(self.html).parts[0][0] != "_")
@@ -126,16 +133,6 @@ def site(tmp_path_factory):
         server.server_close()
 
 
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        instance = p.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
-        yield instance
-        instance.close()
-
-
 def open_page(browser, site: Site, page_path: Path):
     """The page loaded with its math typeset; the problems seen on the way (script errors, missing files)."""
     page = browser.new_page(viewport={"width": 1280, "height": 900})
@@ -176,7 +173,7 @@ def test_every_page_loads_with_its_math_and_links(site, browser):
 @pytest.mark.parametrize("notebook", TUTORIALS + STUDENT_COPIES, ids=lambda p: p.stem)
 def test_notebook_page_shows_its_outputs_and_download(notebook, site, browser):
     folder = "tutorials" if notebook in TUTORIALS else "assignments"
-    executed = nbformat.read(site.executed / folder / notebook.name, as_version=4)
+    executed = site.executed(notebook)
     images = sum(1 for cell in executed.cells for output in cell.get("outputs", [])
                  if any(kind in output.get("data", {}) for kind in IMAGE_TYPES))
     page, problems = open_page(browser, site, site.html / folder / f"{notebook.stem}.html")

@@ -151,6 +151,7 @@ def aborted_in_teardown_after_finishing(run, out: Path) -> bool:
     return ended and "terminate called without an active exception" in run.stderr and "exitcode  : -6" in run.stderr
 
 
+@pytest.mark.slow
 def test_batch_runner_shards_across_two_processes(tmp_path):
     # torchrun starts ranks the way accelerate's multi-process launcher does; on CPU the ranks use gloo.
     cases, out = _cases(tmp_path), tmp_path / "out"

@@ -300,6 +300,7 @@ def _processes_naming(token: str) -> list[int]:
     return found
 
 
+@pytest.mark.slow
 def test_adversarial_submissions_score_what_their_work_earns(tmp_path, tmp_path_factory, monkeypatch):
     from fireflow_edu.grading import sandbox
 

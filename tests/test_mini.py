@@ -115,6 +115,7 @@ def test_autoencoder_training_resumes_to_the_same_weights_and_sets_flux_normalis
         train_autoencoder(AutoencoderConfig(**{**TINY_AUTOENCODER, "lr": 1e-4}), tmp_path / "resumed", progress=False)
 
 
+@pytest.mark.slow
 def test_gpu_script_trains_the_whole_chain_here_on_the_cpu_with_tiny_sizes(tmp_path, capsys):
     """benchmarks/gpu_train_mini.sh end to end (autoencoder, text encoders, teacher, distillation, mini-bench) with
     --device cpu."""

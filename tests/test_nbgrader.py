@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import nbformat
+import pytest
 
 from fireflow_edu.cli import main
 from fireflow_edu.grading.student import SOLUTIONS, nbgrader_metadata
@@ -47,6 +48,7 @@ def test_markers_give_nbgrader_metadata():
     assert nbgrader_metadata(nbformat.v4.new_markdown_cell("### BEGIN SOLUTION Exercise A.1: x")) is None
 
 
+@pytest.mark.slow
 def test_nbgrader_generate_and_autograde_agree_with_grade(tmp_path):
     course = tmp_path / "course"
     source = course / "source" / ASSIGNMENT

@@ -12,7 +12,10 @@ import venv
 import zipfile
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow  # builds the wheel and a venv: over 10 s
 
 LOAD_MINI = """
 import fireflow_edu
