@@ -208,5 +208,5 @@ def _piebench_command(piebench) -> None:
 
 def configure(name: str, parser) -> None:
     """Arguments of ``mini-autoencoder``, ``mini-text``, ``mini-train``, ``mini-bench`` or ``mini-piebench``."""
-    {"mini-autoencoder": _autoencoder_command, "mini-text": _text_command, "mini-train": _train_command, "mini-bench": _bench_command,
-     "mini-piebench": _piebench_command}[name](parser)
+    {"mini-autoencoder": _autoencoder_command, "mini-text": _text_command, "mini-train": _train_command,
+     "mini-bench": _bench_command, "mini-piebench": _piebench_command}[name](parser)

@@ -1,8 +1,8 @@
 """Pretraining the mini FLUX's text encoders, to be frozen afterwards, as FLUX freezes its pretrained CLIP and T5.
 
 FLUX's encoders arrive pretrained: their tokens already say which adjective belongs to which noun. Randomly
-initialised frozen encoders do not, and the mini's commonest two-object failure is binding ("a red circle and a
-blue square" drawn with the colours swapped, or one object's shape leaking to the other). Here both encoders learn
+initialised frozen encoders do not, and binding is one of the mini's two-object failures ("a red circle and a
+blue square" drawn with the colours swapped; ``mini-bench``'s composition table counts it apart). Here both encoders learn
 the scene grammar's meaning contrastively (CLIP; Radford et al. 2021) against a small image encoder on renders.
 With unit embeddings f(image) [B, D] and g(caption) [B, D] and a learned scale s,
 
@@ -112,7 +112,8 @@ def contrastive_loss(model: Contrastive, pipe, pixels: torch.Tensor, scenes: lis
     for name in ENCODERS:
         text, swapped = texts[name][:b], texts[name][b:]
         # masked after scaling: -inf times the scale's gradient would be NaN
-        per_image = torch.cat([scale * images @ text.T, (scale * images @ swapped.T).masked_fill(blocked, -torch.inf)], 1)
+        hard = (scale * images @ swapped.T).masked_fill(blocked, -torch.inf)
+        per_image = torch.cat([scale * images @ text.T, hard], 1)
         loss = loss + nn.functional.cross_entropy(per_image, labels) + \
             nn.functional.cross_entropy(scale * text @ images.T, labels)
     return loss / 2
