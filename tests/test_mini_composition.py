@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from fireflow_edu.mini.detect import check_scene, composition, composition_error
 from fireflow_edu.mini.model import build_mini_pipeline
 from fireflow_edu.mini.scenes import Scene, Shape, in_caption_order, random_scene
-from fireflow_edu.mini.text_pretraining import contrastive_loss, pretrain_text_encoders, renders, swapped_colours
+from fireflow_edu.mini.batches import renders
+from fireflow_edu.mini.detect import check_scene, composition, composition_error
+from fireflow_edu.mini.text_pretraining import contrastive_loss, pretrain_text_encoders, swapped_colours
 from fireflow_edu.mini.train import chain_minutes
 from fireflow_edu.mini.train_config import TextConfig, TrainConfig, differing_settings
 

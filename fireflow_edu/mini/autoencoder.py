@@ -30,7 +30,7 @@ from diffusers.optimization import get_cosine_schedule_with_warmup
 from tqdm import tqdm
 
 from ..reporting import save_torch
-from .batches import SceneBatches, autocast, to_unit
+from .batches import SceneBatches, autocast, renders, to_unit
 from .scenes import SIZE, TRAIN_SEEDS, VALIDATION_SEEDS, random_scene
 from .train_config import AutoencoderConfig, check_device, differing_settings
 
@@ -54,7 +54,7 @@ def build_autoencoder(config: AutoencoderConfig):
 def render_batch(seeds) -> tuple[torch.Tensor, list]:
     """Renders [B, 3, 32, 32] in [-1, 1] and the scenes of ``seeds``."""
     scenes = [random_scene(int(s)) for s in seeds]
-    return to_unit(np.stack([s.render() for s in scenes])), scenes
+    return renders(scenes), scenes
 
 
 def autoencoder_loss(vae, x: torch.Tensor, config: AutoencoderConfig, generator: torch.Generator) -> torch.Tensor:

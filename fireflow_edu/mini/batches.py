@@ -46,6 +46,11 @@ def to_unit(pixels: np.ndarray):
     return torch.from_numpy(pixels).permute(0, 3, 1, 2).float() / 127.5 - 1
 
 
+def renders(scenes):
+    """The scenes rendered as float32 torch [B, 3, 32, 32] in [-1, 1] (:func:`to_unit`)."""
+    return to_unit(np.stack([s.render() for s in scenes]))
+
+
 class SceneBatches:
     """The batches of one stream's steps up to ``stop``, rendered here (``workers`` = 0) or by ``workers`` spawned
     processes that keep the next ``workers`` steps' batches under way, captions naming objects in ``order``. Use as a

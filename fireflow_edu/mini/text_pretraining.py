@@ -34,7 +34,7 @@ from torch import nn
 from tqdm import tqdm
 
 from ..reporting import save_torch, write_json
-from .batches import step_scenes, to_unit
+from .batches import renders, step_scenes
 from .scenes import SIZE, VALIDATION_SEEDS, random_scene
 from .train_config import TextConfig, check_device, differing_settings
 
@@ -49,11 +49,6 @@ def swapped_colours(scene):
         return None
     a, b = scene.objects
     return replace(scene, objects=(replace(a, color=b.color), replace(b, color=a.color)))
-
-
-def renders(scenes) -> torch.Tensor:
-    """[B, 3, 32, 32] in [-1, 1]."""
-    return to_unit(np.stack([s.render() for s in scenes]))
 
 
 class ImageEncoder(nn.Module):
