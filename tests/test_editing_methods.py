@@ -151,6 +151,23 @@ def test_a_mask_keeps_the_unedited_cells_on_the_inversion_trajectory_for_any_sol
     assert torch.equal(kept[~editable], inversion.latents[~editable]) and torch.count_nonzero(kept[editable]) == 0
 
 
+def test_paste_keeps_every_pixel_outside_the_mask_and_the_edit_inside_exactly(flux, image):
+    mask = np.zeros(image.shape[:2], bool)
+    mask[8:40, 16:56] = True  # not on latent cell borders: paste works per pixel
+    inversion = invert(flux, image, SOURCE, steps=4, progress=False)
+    plain = edit_inversion(flux, inversion, TARGET, progress=False)
+    blended = edit_inversion(flux, inversion, TARGET, mask=mask, progress=False)
+    for mode, inside in (("paste", plain), ("blend+paste", blended)):
+        pasted = edit_inversion(flux, inversion, TARGET, mask=mask, mask_mode=mode, progress=False)
+        got = np.asarray(pasted.image)
+        assert np.array_equal(got[~mask], np.asarray(pasted.source)[~mask])
+        assert np.array_equal(got[mask], np.asarray(inside.image)[mask])
+        assert pasted.settings["mask_mode"] == mode and pasted.nfe == plain.nfe
+    assert not np.array_equal(np.asarray(plain.image)[~mask], np.asarray(plain.source)[~mask])  # the test can fail
+    assert "mask_rule" not in edit_inversion(flux, inversion, TARGET, mask=mask, mask_mode="paste",
+                                             progress=False).settings
+
+
 def test_the_mask_rules_on_hand_made_cells():
     mask = np.zeros((16, 16), bool)
     mask[0:8, 0:1] = True        # one pixel column of cell (0, 0)
@@ -205,6 +222,9 @@ def test_mask_guided_fireflow_on_the_mini_keeps_the_background_the_unmasked_edit
     (lambda p, i: edit(p, i, SOURCE, TARGET, mask=np.ones((64, 64), bool)), r"the image is \[H, W\] = \[64, 80\]"),
     (lambda p, i: edit(p, i, SOURCE, TARGET, mask=np.ones((64, 80))), "mask must be a boolean"),
     (lambda p, i: edit(p, i, SOURCE, TARGET, mask=np.ones((64, 80), bool), mask_rule="most"), "mask_rule must be"),
+    (lambda p, i: edit(p, i, SOURCE, TARGET, mask=np.ones((64, 80), bool), mask_mode="soft"), "mask_mode must be"),
+    (lambda p, i: edit(p, i, SOURCE, TARGET, mask=np.ones((64, 80), bool), mask_mode="paste", mask_rule="all"),
+     "mask_mode 'paste' does not blend"),
     (lambda p, i: run_algorithm("flowedit", p, i, SOURCE, TARGET, mask=np.ones((64, 80), bool)),
      "flowedit cannot use a mask"),
     (lambda p, i: run_algorithm("rf_inversion", p, i, SOURCE, TARGET, inject=2), "rf_inversion has no use for inject"),
@@ -245,6 +265,14 @@ def test_edit_command_runs_each_algorithm_and_refuses_what_it_cannot_use(tmp_pat
     assert "flowedit cannot use a mask" in capsys.readouterr().err
     assert main([*base, "--algorithm", "flowedit", "--inject", "2", "--out", str(tmp_path / "x")]) == 2
     assert "flowedit has no use for inject" in capsys.readouterr().err
-    assert main([*base, "--mask-rule", "half", "--out", str(tmp_path / "x")]) == 2
-    assert "give a mask too" in capsys.readouterr().err
+    assert main([*base, "--steps", "3", "--mask", str(mask), "--mask-mode", "paste", "--out", str(tmp_path / "pasted")]) == 0
+    pasted = np.asarray(Image.open(tmp_path / "pasted" / "edited.png"))
+    assert np.array_equal(pasted[16:, :], np.asarray(Image.open(photo))[16:, :])
+    assert json.loads((tmp_path / "pasted" / "edited.json").read_text())["settings"]["mask_mode"] == "paste"
+    capsys.readouterr()
+    for extra in (["--mask-rule", "half"], ["--mask-mode", "paste"]):
+        assert main([*base, *extra, "--out", str(tmp_path / "x")]) == 2
+        assert "give a mask too" in capsys.readouterr().err
+    assert main([*base, "--mask", str(mask), "--mask-mode", "paste", "--mask-rule", "any", "--out", str(tmp_path / "x")]) == 2
+    assert "does not blend" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()

@@ -302,6 +302,20 @@ def test_edit_scores_are_perfect_for_the_ground_truth():
     case = edit_cases(5)[1]
     score = score_edit(case, case.target.render())
     assert score["success"] == 1.0 and score["psnr_to_truth"] == 100.0 and score["background_psnr"] == 100.0
+    assert score["kept"] == 1.0 and score["strict_success"] == 1.0
+
+
+def test_strict_success_needs_the_rest_of_the_scene_kept():
+    from dataclasses import replace
+
+    case = [c for c in edit_cases(10) if c.kind == "change_color"][1]  # an object left of the centre
+    moved = replace(case.target, objects=(replace(case.target.objects[0], x=32 - case.target.objects[0].x),))
+    drawn = moved.render()  # the right caption, the object drawn elsewhere: the source's object spot repainted
+    score = score_edit(case, drawn)
+    outside = ~case.mask
+    expected = (drawn == case.source.render()).all(-1)[outside].mean()  # renders use the palette's exact colours
+    assert score["success"] == 1.0 and score["kept"] == pytest.approx(expected) and expected < 0.97
+    assert score["strict_success"] == 0.0
 
 
 @pytest.fixture(scope="module")

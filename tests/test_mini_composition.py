@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from fireflow_edu.mini.model import build_mini_pipeline
+from fireflow_edu.mini.model import build_mini_pipeline, load_mini_pipeline
 from fireflow_edu.mini.scenes import Scene, Shape, in_caption_order, random_scene
 from fireflow_edu.mini.batches import renders
 from fireflow_edu.mini.detect import check_scene, composition, composition_error
 from fireflow_edu.mini.text_pretraining import contrastive_loss, pretrain_text_encoders, swapped_colours
-from fireflow_edu.mini.train import chain_minutes
+from fireflow_edu.mini.train import chain_minutes, run_minutes
 from fireflow_edu.mini.train_config import TextConfig, TrainConfig, differing_settings
 
 TWO = Scene("white", (Shape("circle", "red", 8.0, 16.0, 6.0), Shape("square", "blue", 24.0, 16.0, 6.0)))
@@ -151,3 +151,33 @@ def test_mini_bench_update_measures_named_rows_of_either_section_again_and_keeps
     assert 0 <= updated["editing"]["fireflow 8"]["success"] <= 1
     with pytest.raises(ValueError, match="unknown rows"):
         update_rows(load_mini_pipeline(), saved, ["fireflow 11"])
+
+
+def test_mini_train_init_continues_a_model_on_a_pretrained_text_side_and_counts_its_minutes(tmp_path, capsys):
+    from fireflow_edu.cli import main
+
+    assert main(["mini-text", *[f"--{k.replace('_', '-')}={v}" for k, v in TINY_TEXT.items()],
+                 "--out", str(tmp_path / "text")]) == 0
+    tiny = ["--batch-size", "2", "--eval-every", "1", "--eval-captions", "2", "--eval-reconstructions", "1",
+            "--distill-steps", "0"]
+    assert main(["mini-train", "--teacher-steps", "1", *tiny, "--out", str(tmp_path / "random_text")]) == 0
+    first = load_mini_pipeline(tmp_path / "random_text")
+    assert main(["mini-train", "--init", str(tmp_path / "random_text"), "--text-encoders", str(tmp_path / "text"),
+                 "--teacher-steps", "1", *tiny, "--out", str(tmp_path / "swapped")]) == 0
+    capsys.readouterr()
+    swapped = load_mini_pipeline(tmp_path / "swapped")
+    pretrained = build_mini_pipeline(seed=0, text_encoders=tmp_path / "text")
+    for name in ("text_encoder", "text_encoder_2"):  # saved with the model: the pretrained side, not the first
+        for a, b, c in zip(getattr(swapped, name).parameters(), getattr(pretrained, name).parameters(),
+                           getattr(first, name).parameters()):
+            torch.testing.assert_close(a, b)
+            assert a.dim() < 2 or not torch.equal(a, c)
+    record = json.loads((tmp_path / "swapped" / "training.json").read_text())
+    assert record["init"]["path"] == str(tmp_path / "random_text")
+    assert record["init"]["text_encoders"] == str(tmp_path / "text")
+    text_minutes = record["init"]["text_pretraining"]["minutes"]
+    assert chain_minutes(record) == pytest.approx(run_minutes(record) + run_minutes(record["init"]["training"])
+                                                  + text_minutes)
+    assert main(["mini-train", "--init", str(tmp_path / "random_text"), "--autoencoder", "data/mini_autoencoder",
+                 "--out", str(tmp_path / "refused")]) == 2
+    assert "its own autoencoder" in capsys.readouterr().err and not (tmp_path / "refused").exists()

@@ -17,7 +17,7 @@ from importlib import import_module
 
 ALGORITHMS = {  # name: (module, function, the settings it takes)
     "fireflow": ("api", "edit", ("steps", "inject", "guidance", "source_guidance", "method", "strategy", "blocks",
-                                 "mask", "mask_rule", "cache_device")),
+                                 "mask", "mask_rule", "mask_mode", "cache_device")),
     "rf_inversion": ("rf_inversion", "rf_inversion_edit", ("steps", "gamma", "eta", "start", "stop", "guidance",
                                                            "source_guidance", "seed")),
     "flowedit": ("flowedit", "flowedit", ("steps", "n_max", "n_avg", "n_min", "guidance", "source_guidance", "seed")),

@@ -30,7 +30,7 @@ from ..timing import Clock
 from .boundary import Guidance, model_adapter
 from .features import AttentionFeatures, parse_strategy
 from .images import to_pixels
-from .masks import LatentBlend, check_mask, check_rule
+from .masks import LatentBlend, check_mask, check_rule, cropped_mask, paste
 from .passes import EditResult, InversionResult, Passes, check_steps, edit_result
 
 __all__ = ["EditResult", "InversionResult", "edit", "edit_inversion", "generate", "invert", "reconstruct"]
@@ -120,7 +120,8 @@ def reconstruct(pipe, image, prompt: str = "", steps: int = 8, method: str = "fi
 def edit(pipe, image, source_prompt: str, target_prompt: str, steps: int = 8, inject: int = 1,
          guidance: Guidance = "auto", method: str = "fireflow", strategy: str = "replace_v",
          blocks: Iterable[int] | None = None, *, inversion_guidance: Guidance = "auto",
-         mask=None, mask_rule: str = "any", cache_device: str | None = None, progress: bool = True) -> EditResult:
+         mask=None, mask_rule: str | None = None, mask_mode: str = "blend", cache_device: str | None = None,
+         progress: bool = True) -> EditResult:
     """Edit ``image`` from ``source_prompt`` to ``target_prompt`` (FireFlow's recipe by default).
 
     Args:
@@ -137,8 +138,10 @@ def edit(pipe, image, source_prompt: str, target_prompt: str, steps: int = 8, in
         mask: a boolean [H, W] array at the image's resolution, True where the edit may change the image; it is
             cropped exactly as the image is, and outside it the latents follow the inversion's trajectory back
             to the source (blended latent editing, :mod:`~fireflow_edu.editing.masks`, which states the rule
-            ``mask_rule`` that maps pixels to latent cells). All False gives the source latents back exactly,
-            all True the unmasked edit exactly. Costs no NFE.
+            ``mask_rule`` that maps pixels to latent cells; default "any"). All False gives the source latents
+            back exactly, all True the unmasked edit exactly. Costs no NFE.
+        mask_mode: "blend" (the above), "paste" (the unmasked edit, then the source's pixels outside the mask)
+            or "blend+paste"; see :mod:`~fireflow_edu.editing.masks`.
         cache_device: keep stored features there (e.g. "cpu") instead of beside the activations.
 
     Returns an :class:`EditResult`; ``nfe`` is 18 for the default 8-step FireFlow edit. The same as
@@ -148,35 +151,45 @@ def edit(pipe, image, source_prompt: str, target_prompt: str, steps: int = 8, in
     model_adapter(pipe).resolve_guidance(guidance, "edit", steps)  # before the inversion: bad arguments fail now
     if mask is not None:
         check_mask(mask, to_pixels(image).shape[:2])
-        check_rule(mask_rule)
+        check_rule(mask_rule, mask_mode)
     inversion = invert(pipe, image, source_prompt, steps, method, inversion_guidance, inject=inject,
                        strategy=strategy, blocks=blocks, cache_device=cache_device, progress=progress)
-    return edit_inversion(pipe, inversion, target_prompt, guidance, mask=mask, mask_rule=mask_rule, progress=progress)
+    return edit_inversion(pipe, inversion, target_prompt, guidance, mask=mask, mask_rule=mask_rule,
+                          mask_mode=mask_mode, progress=progress)
 
 
 def edit_inversion(pipe, inversion: InversionResult, target_prompt: str, guidance: Guidance = "auto", *,
-                   mask=None, mask_rule: str = "any", progress: bool = True) -> EditResult:
+                   mask=None, mask_rule: str | None = None, mask_mode: str = "blend",
+                   progress: bool = True) -> EditResult:
     """Denoise an :func:`invert` result towards ``target_prompt``, injecting the features it stored.
 
-    Same solver and steps as the inversion; ``guidance``, ``mask`` and ``mask_rule`` as in :func:`edit` (the mask
+    Same solver and steps as the inversion; ``guidance``, ``mask``, ``mask_rule`` and ``mask_mode`` as in
+    :func:`edit` (the mask
     at the size of the image that was inverted). The result's ``nfe`` counts the shared inversion once per edit, as
     a fresh :func:`edit` would; ``nfe_denoising`` is this edit's own cost.
     """
     steps = len(inversion.timesteps) - 1
     adapter = model_adapter(pipe)
     guidance = adapter.resolve_guidance(guidance, "edit", steps)
-    blend = None
+    blend = cropped = None
     if mask is not None:
-        blend = LatentBlend.from_mask(adapter, inversion, mask, mask_rule)
+        mask_rule = check_rule(mask_rule, mask_mode)
+        cropped = cropped_mask(adapter, inversion, mask)
+        if "blend" in mask_mode:
+            blend = LatentBlend.from_mask(adapter, inversion, cropped, mask_rule)
     features = inversion.features
     passes = Passes(adapter, inversion.settings["method"], progress, Clock(adapter.device))
     with adapter.feature_hooks(features) if features is not None else nullcontext():
         if features is not None:
             features.clear_injections()
         denoised, out, branches = passes.denoise(inversion, target_prompt, guidance, features, project=blend)
+    if cropped is not None and "paste" in mask_mode:  # in pixels, after decoding: the edit never saw the mask
+        out = paste(inversion.source, out, cropped)
     seconds = {phase: inversion.seconds.get(phase, 0.0) + passes.clock.seconds.get(phase, 0.0)
                for phase in {**inversion.seconds, **passes.clock.seconds}}
     settings = {**inversion.settings, "target_prompt": target_prompt, "guidance": guidance}
+    if mask is not None:
+        settings["mask_mode"] = mask_mode
     if blend is not None:
         settings.update(mask_rule=mask_rule, editable_share=blend.editable_share)
     return edit_result(inversion, denoised, out, branches, seconds, settings, features)

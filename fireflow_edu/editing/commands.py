@@ -15,7 +15,7 @@ from ..solvers import SOLVERS
 from .algorithms import ALGORITHMS, check_settings
 from .features import STRATEGY_TERMS
 from .images import load_image
-from .masks import MASK_RULES
+from .masks import MASK_MODES, MASK_RULES
 
 
 def _guidance(text: str) -> str | float | list[float]:
@@ -81,7 +81,7 @@ def _write(args, name: str, result, pipe) -> None:
 
 # options named as the algorithms' settings; None (every default) leaves the chosen algorithm's own
 ALGORITHM_OPTIONS = ("steps", "guidance", "source_guidance", "method", "inject", "strategy", "blocks", "mask_rule",
-                     "gamma", "eta", "start", "stop", "n_max", "n_avg", "n_min", "seed")
+                     "mask_mode", "gamma", "eta", "start", "stop", "n_max", "n_avg", "n_min", "seed")
 
 
 def read_mask(spec: str):
@@ -97,8 +97,9 @@ def algorithm_settings(args, masked: bool = False) -> dict:
     settings = {name: getattr(args, name) for name in ALGORITHM_OPTIONS if getattr(args, name, None) is not None}
     if getattr(args, "cache_on_cpu", False):
         settings["cache_device"] = "cpu"
-    if "mask_rule" in settings and not masked:
-        raise ValueError("--mask-rule decides how a mask maps to latent cells: give a mask too")
+    for name in ("mask_rule", "mask_mode"):
+        if name in settings and not masked:
+            raise ValueError(f"--{name.replace('_', '-')} decides how a mask is used: give a mask too")
     check_settings(args.algorithm, {**settings, "mask": None} if masked else settings)
     return settings
 
@@ -167,8 +168,11 @@ def algorithm_options(parser, mask: str | None = None) -> None:
                               help="image of the region that may change (nonzero pixels), at the image's size")
     if mask is not None:
         fireflow.add_argument("--mask-rule", choices=MASK_RULES, default=None,
-                              help="a latent cell may change if any (default), half or all of its pixels are in the "
-                              "mask")
+                              help="when blending, a latent cell may change if any (default), half or all of its "
+                              "pixels are in the mask")
+        fireflow.add_argument("--mask-mode", choices=MASK_MODES, default=None,
+                              help="blend: keep the latents outside the mask on the inversion's trajectory (default); "
+                              "paste: the unmasked edit with the source's pixels outside the mask; or both")
     rf = parser.add_argument_group("rf_inversion")
     rf.add_argument("--gamma", type=float, default=None, help="inversion's pull toward the noise sample (default 0.5)")
     rf.add_argument("--eta", type=float, default=None, help="edit's pull toward the source (default 1.0)")

@@ -25,6 +25,12 @@ cell:
 
 The decoder spreads each latent cell over its neighbours' pixels too, so even a frozen cell's pixels can move by
 the decoder's reach near the mask's border.
+
+**Modes** (``mode``): ``"blend"`` (default) is the latent blend above. ``"paste"`` runs the unmasked edit and,
+after decoding, gives every pixel outside the mask the source's own value: the composite inpainting pipelines
+apply last (diffusers' ``apply_overlay``), so nothing unmarked changes at all, but the edit never sees the mask
+and may leave a seam where what it drew leaves the mask. ``"blend+paste"`` does both. A background PSNR measured
+on the same mask is exact by construction under either paste, so it says nothing about the method there.
 """
 
 from __future__ import annotations
@@ -35,9 +41,19 @@ import torch
 from .images import crop_to_multiple
 
 MASK_RULES = ("any", "half", "all")
+MASK_MODES = ("blend", "paste", "blend+paste")
 
 
-def check_rule(rule: str) -> str:
+def check_rule(rule: str | None, mode: str = "blend") -> str | None:
+    """``rule`` for a mask used in ``mode`` (None: "any" when blending); a clear error for a bad pair."""
+    if mode not in MASK_MODES:
+        raise ValueError(f"mask_mode must be one of {', '.join(MASK_MODES)}, got {mode!r}")
+    if "blend" not in mode:
+        if rule is not None:
+            raise ValueError(f"mask_rule maps the mask to latent cells for blending; mask_mode {mode!r} does not "
+                             "blend: leave mask_rule out, or use mask_mode 'blend+paste'")
+        return None
+    rule = "any" if rule is None else rule
     if rule not in MASK_RULES:
         raise ValueError(f"mask_rule must be one of {', '.join(MASK_RULES)}, got {rule!r}")
     return rule
@@ -53,6 +69,16 @@ def check_mask(mask, image_size) -> np.ndarray:
         raise ValueError(f"mask is {list(array.shape)}, but the image is [H, W] = {list(image_size)}: give the mask "
                          "at the image's own size (it is cropped as the image is)")
     return array
+
+
+def cropped_mask(adapter, inversion, mask) -> np.ndarray:
+    """A user's mask, checked against the size of the image ``inversion`` inverted and cropped as that image was."""
+    return crop_to_multiple(check_mask(mask, inversion.settings["image_size"]), adapter.size_multiple)
+
+
+def paste(source: np.ndarray, edited: np.ndarray, cropped: np.ndarray) -> np.ndarray:
+    """uint8 [H, W, 3]: ``edited`` inside the mask, ``source`` everywhere else (all three cropped alike)."""
+    return np.where(cropped[..., None], edited, source)
 
 
 def latent_cells(mask: np.ndarray, cell: int, rule: str = "any") -> np.ndarray:
@@ -80,14 +106,12 @@ class LatentBlend:
         self.num_steps = len(trajectory) - 1
 
     @classmethod
-    def from_mask(cls, adapter, inversion, mask, rule: str = "any") -> LatentBlend:
-        """The blend of a user's pixel mask for a denoising pass from ``inversion`` (an InversionResult)."""
-        check_rule(rule)
-        mask = check_mask(mask, inversion.settings["image_size"])
+    def from_mask(cls, adapter, inversion, cropped: np.ndarray, rule: str = "any") -> LatentBlend:
+        """The blend of a cropped pixel mask (:func:`cropped_mask`) for a denoising pass from ``inversion``."""
         if inversion.trajectory is None:
             raise ValueError("this inversion kept no trajectory (saved by an older version): invert again to edit "
                              "with a mask")
-        cells = latent_cells(crop_to_multiple(mask, adapter.size_multiple), adapter.mask_cell, rule)
+        cells = latent_cells(cropped, adapter.mask_cell, check_rule(rule))
         return cls(adapter.latent_mask(cells).to(inversion.trajectory.device), inversion.trajectory)
 
     @property

@@ -51,7 +51,7 @@ def _print_text_eval(row: dict) -> None:
 def run_train(args) -> None:
     import json
 
-    from .model import build_mini_pipeline, load_mini_pipeline, save_mini_pipeline
+    from .model import build_mini_pipeline, load_mini_pipeline, load_text_encoders, save_mini_pipeline
     from .train import chain_minutes, run_minutes, train_mini_flux
     from .train_config import TrainConfig, check_device, from_options
 
@@ -59,9 +59,9 @@ def run_train(args) -> None:
         raise ValueError(f"--out {args.out} is the shipped model; pass --overwrite to replace it")
     if args.out.exists() and not args.out.is_dir():
         raise ValueError(f"--out {args.out} is a file; give a folder")
-    if args.init is not None and (args.autoencoder is not None or args.text_encoders is not None):
-        raise ValueError("--init continues a trained mini FLUX with its own autoencoder and text encoders; "
-                         "--autoencoder and --text-encoders are for a fresh one")
+    if args.init is not None and args.autoencoder is not None:
+        raise ValueError("--init continues a trained mini FLUX on its own autoencoder (its transformer knows those "
+                         "latents only); --autoencoder is for a fresh one")
     config = from_options(args, TrainConfig)
     check_device(config.device)
     init = None
@@ -79,8 +79,12 @@ def run_train(args) -> None:
         init = {**(init or {}), "text_encoders": str(args.text_encoders)}
         if (args.text_encoders / "text_pretraining.json").is_file():
             init["text_pretraining"] = json.loads((args.text_encoders / "text_pretraining.json").read_text())
-    pipe = (load_mini_pipeline(args.init) if args.init else
-            build_mini_pipeline(config.seed, args.autoencoder, args.text_encoders))
+    if args.init is None:
+        pipe = build_mini_pipeline(config.seed, args.autoencoder, args.text_encoders)
+    else:
+        pipe = load_mini_pipeline(args.init)
+        if args.text_encoders is not None:  # the transformer keeps what it draws and learns to read the new tokens
+            pipe.register_modules(**load_text_encoders(args.text_encoders))
     pipe, record = train_mini_flux(pipe, config, args.out, on_eval=_print_eval, init=init)
     save_mini_pipeline(pipe, args.out)
     write_json(args.out / "training.json", record)
@@ -167,7 +171,8 @@ def _train_command(train) -> None:
                        help="a trained autoencoder (mini-autoencoder's --out) for a fresh latent mini FLUX "
                        "(default: the pixel design, no autoencoder)")
     train.add_argument("--text-encoders", type=Path, default=None,
-                       help="pretrained text encoders (mini-text's --out) for a fresh mini FLUX (default: random)")
+                       help="pretrained text encoders (mini-text's --out) for a fresh mini FLUX (default: random), or, with "
+                       "--init, in place of that model's own")
     add_options(train, TrainConfig)
     train.add_argument("--out", type=Path, default=Path("out/mini_flux"), help="output folder (default out/mini_flux)")
     train.add_argument("--overwrite", action="store_true", help=f"allow --out to be the shipped model ({SHIPPED})")

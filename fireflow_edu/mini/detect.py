@@ -30,6 +30,18 @@ def _nearest(rgb: np.ndarray, palette: dict) -> str:
     return names[int(np.argmin(distances))]
 
 
+def palette_classes(image: np.ndarray) -> np.ndarray:
+    """int [H, W]: each pixel's nearest colour among the backgrounds and object colours (in that order)."""
+    palette = np.array([*BACKGROUNDS.values(), *OBJECT_COLORS.values()], float)
+    return np.argmin(((np.asarray(image, float)[..., None, :] - palette) ** 2).sum(-1), -1)
+
+
+def kept_share(source: np.ndarray, edited: np.ndarray, mask: np.ndarray) -> float:
+    """The share of pixels outside ``mask`` [H, W] whose palette colour the edit left as it was in ``source``."""
+    keep = ~np.asarray(mask, bool)
+    return float((palette_classes(source) == palette_classes(edited))[keep].mean())
+
+
 @lru_cache(maxsize=None)
 def _areas(kind: str, size: int) -> np.ndarray:
     return np.array([Shape(kind, "red", size / 2, size / 2, r).mask(size).sum() for r in RADII])

@@ -384,7 +384,8 @@ def run_minutes(record: dict) -> float:
 
 def chain_minutes(record: dict) -> float:
     """Wall minutes of every run behind a model, the autoencoder and text encoders it was built on included."""
-    runs = lineage(record)
-    first = runs[0].get("init") or {}
-    return sum(run_minutes(run) for run in runs) + sum((first.get(part) or {}).get("minutes", 0.0)
-                                                       for part in ("autoencoder_training", "text_pretraining"))
+    def built_on(run: dict) -> float:  # a fresh run's autoencoder and text side, or the text side --init swapped in
+        init = run.get("init") or {}
+        return sum((init.get(part) or {}).get("minutes", 0.0) for part in ("autoencoder_training", "text_pretraining"))
+
+    return sum(run_minutes(run) + built_on(run) for run in lineage(record))
