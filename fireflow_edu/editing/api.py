@@ -164,9 +164,8 @@ def edit_inversion(pipe, inversion: InversionResult, target_prompt: str, guidanc
     """Denoise an :func:`invert` result towards ``target_prompt``, injecting the features it stored.
 
     Same solver and steps as the inversion; ``guidance``, ``mask``, ``mask_rule`` and ``mask_mode`` as in
-    :func:`edit` (the mask
-    at the size of the image that was inverted). The result's ``nfe`` counts the shared inversion once per edit, as
-    a fresh :func:`edit` would; ``nfe_denoising`` is this edit's own cost.
+    :func:`edit` (the mask at the size of the image that was inverted). The result's ``nfe`` counts the shared
+    inversion once per edit, as a fresh :func:`edit` would; ``nfe_denoising`` is this edit's own cost.
     """
     steps = len(inversion.timesteps) - 1
     adapter = model_adapter(pipe)
