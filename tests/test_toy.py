@@ -133,6 +133,25 @@ def test_trained_flows_are_cached_per_setting_and_reloaded(tmp_path, monkeypatch
         experiment.train_toy_flows(iterations=21, reflow_pairs=100, seed=3, progress=False)
 
 
+@pytest.mark.parametrize("iterations", [10_000, 2_000])
+def test_the_tutorials_flows_ship_under_the_current_code_key(iterations, tmp_path, monkeypatch):
+    """A change to the training code changes the key: this test then says to ship the flows trained anew."""
+    from fireflow_edu.toy import experiment
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    name = experiment._cache_path(iterations, 10_000, 0, 256).name
+    assert (experiment.SHIPPED / name).exists(), (
+        f"the shipped toy flows are stale: run train_toy_flows(iterations={iterations}) once and copy "
+        f"{tmp_path}/fireflow_edu/toy_flows/{name} (in your cache_dir()) to fireflow_edu/toy/pretrained/, "
+        "removing the old file")
+    monkeypatch.setattr(experiment, "train_rectified_flow", lambda *a, **k: pytest.fail("trained"))
+    flows = experiment.train_toy_flows(iterations=iterations, progress=False)
+    assert len(flows.losses1) == len(flows.losses2) == iterations
+    assert not (tmp_path / "fireflow_edu").exists()  # nothing written to the learner's cache
+    assert sorted(p.name for p in experiment.SHIPPED.iterdir()) == sorted(
+        experiment._cache_path(i, 10_000, 0, 256).name for i in (10_000, 2_000))  # no stale file left beside them
+
+
 def test_flows_asked_for_twice_at_once_are_trained_once(tmp_path, monkeypatch):
     """Two notebooks (or processes) starting together: the second waits on the cache's lock and loads."""
     from concurrent.futures import ThreadPoolExecutor
