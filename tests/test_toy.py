@@ -142,7 +142,7 @@ def test_the_tutorials_flows_ship_under_the_current_code_key(iterations, tmp_pat
     name = experiment._cache_path(iterations, 10_000, 0, 256).name
     assert (experiment.SHIPPED / name).exists(), (
         f"the shipped toy flows are stale: run train_toy_flows(iterations={iterations}) once and copy "
-        f"{tmp_path}/fireflow_edu/toy_flows/{name} (in your cache_dir()) to fireflow_edu/toy/pretrained/, "
+        f"cache_dir()/toy_flows/{name} (fireflow_edu.config.cache_dir) to fireflow_edu/toy/pretrained/, "
         "removing the old file")
     monkeypatch.setattr(experiment, "train_rectified_flow", lambda *a, **k: pytest.fail("trained"))
     flows = experiment.train_toy_flows(iterations=iterations, progress=False)

@@ -111,7 +111,7 @@ class LatentBlend:
         if inversion.trajectory is None:
             raise ValueError("this inversion kept no trajectory (saved by an older version): invert again to edit "
                              "with a mask")
-        cells = latent_cells(cropped, adapter.mask_cell, check_rule(rule))
+        cells = latent_cells(cropped, adapter.mask_cell, rule)  # which checks the rule
         return cls(adapter.latent_mask(cells).to(inversion.trajectory.device), inversion.trajectory)
 
     @property

@@ -80,8 +80,8 @@ def _train(source: GaussianMixture, target: GaussianMixture, iterations: int, re
 
 def _load_or_train(path: Path, train, source: GaussianMixture, target: GaussianMixture, hidden: int,
                    progress: bool) -> ToyFlows:
-    """The flows saved at ``path``, or ``train()``'s, saved there. A process asking meanwhile waits for the file
-    lock, then loads what this one saved."""
+    """The flows shipped under ``path``'s name, else those saved at ``path``, else ``train()``'s, saved there. A
+    process asking meanwhile waits for the file lock, then loads what this one saved."""
     shipped = SHIPPED / path.name
     if shipped.exists():
         return _load(shipped, source, target, hidden, progress, "shipped with the package")
