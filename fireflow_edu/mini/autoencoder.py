@@ -20,19 +20,17 @@ the package's detector.
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
-from diffusers.optimization import get_cosine_schedule_with_warmup
-from tqdm import tqdm
 
 from ..reporting import save_torch
-from .batches import SceneBatches, autocast, renders, to_unit
+from .batches import SceneBatches, renders, to_unit
 from .scenes import SIZE, TRAIN_SEEDS, VALIDATION_SEEDS, random_scene
-from .train_config import AutoencoderConfig, check_device, differing_settings
+from .phase import Phase, saved_run
+from .train_config import AutoencoderConfig, check_device
 
 CHECKPOINT = "autoencoder_checkpoint.pt"
 LATENT_CHANNELS = 16
@@ -117,58 +115,24 @@ def train_autoencoder(config: AutoencoderConfig, out: Path, progress: bool = Tru
     generator = torch.Generator().manual_seed(config.seed)  # on the CPU: the same draws on every device
     torch.manual_seed(config.seed)
     vae = build_autoencoder(config).to(device).train()
-    optimizer = torch.optim.AdamW(vae.parameters(), lr=config.lr, weight_decay=0.0)
-    schedule = get_cosine_schedule_with_warmup(optimizer, config.warmup, config.steps)
-    state = {"step": 0, "losses": [], "curve": [], "seconds": 0.0, "steps_by_device": {}}
+    phase = Phase("autoencoder", [vae], config.steps, config.lr, config.warmup, weight_decay=0.0)
     path = out / CHECKPOINT
-    if path.exists():
-        saved = torch.load(path, map_location="cpu", weights_only=False)
-        differ = differing_settings(saved["config"], config)
-        if differ:
-            raise ValueError(f"{path} was written with other settings ({', '.join(differ)}); resume with the same "
-                             "ones or another --out")
-        vae.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])  # its state moves to the parameters' device
-        schedule.load_state_dict(saved["schedule"])
-        state = {"steps_by_device": {}, **saved["state"]}
+    saved = saved_run(path, config)
+    if saved is not None:
+        phase.load(saved["phase"])
         generator.set_state(saved["torch_rng"])
 
     def save():
-        save_torch({"config": asdict(config), "model": vae.state_dict(), "optimizer": optimizer.state_dict(),
-                    "schedule": schedule.state_dict(), "torch_rng": generator.get_state(), "state": state}, path)
+        save_torch({"config": asdict(config), "phase": phase.state(), "torch_rng": generator.get_state()}, path)
 
-    start = time.perf_counter() - state["seconds"]
     with SceneBatches(config.seed, "autoencoder", config.batch_size, config.steps, config.render_workers) as batches:
-        for _ in tqdm(range(state["step"], config.steps), initial=state["step"], total=config.steps,
-                      desc="autoencoder", disable=not progress):
-            x = to_unit(batches.get(state["step"])[0]).to(device)
-            with autocast(device):
-                loss = autoencoder_loss(vae, x, config, generator)
-            optimizer.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
-            optimizer.step()
-            schedule.step()
-            state["losses"].append(loss.item())
-            state["step"] += 1
-            state["steps_by_device"][device.type] = state["steps_by_device"].get(device.type, 0) + 1
-            state["seconds"] = time.perf_counter() - start
-            if state["step"] % config.eval_every == 0 or state["step"] == config.steps:
-                row = {"step": state["step"], "minutes": round(state["seconds"] / 60, 2),
-                       **evaluate_autoencoder(vae, config.eval_scenes)}
-                state["curve"].append(row)
-                if on_eval is not None:
-                    on_eval(row)
-                start = time.perf_counter() - state["seconds"]  # minutes count training, not evaluation
-            if state["step"] % config.checkpoint_every == 0 or state["step"] == config.steps:
-                save()
+        phase.run(lambda step: to_unit(batches.get(step)[0]).to(device),
+                  lambda x: autoencoder_loss(vae, x, config, generator), device,
+                  lambda: evaluate_autoencoder(vae, config.eval_scenes), save, config.eval_every,
+                  config.checkpoint_every, on_eval, progress)
     vae.eval()
     shift, scale = measure_normalisation(vae)
     vae.register_to_config(shift_factor=shift, scaling_factor=scale)
     vae.save_pretrained(out)
-    losses = state["losses"]
-    record = {"config": asdict(config), "minutes": round(state["seconds"] / 60, 2), "curve": state["curve"],
-              "steps_by_device": state["steps_by_device"],
-              "loss_every_100": [float(np.mean(losses[i:i + 100])) for i in range(0, len(losses), 100)],
-              "shift_factor": shift, "scaling_factor": scale}
+    record = {"config": asdict(config), **phase.record(), "shift_factor": shift, "scaling_factor": scale}
     return vae, record

@@ -23,20 +23,18 @@ closest of ``eval_scenes`` (text to image, top 1; identical captions count as ri
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
 import torch
-from diffusers.optimization import get_cosine_schedule_with_warmup
 from torch import nn
-from tqdm import tqdm
 
 from ..reporting import save_torch, write_json
 from .batches import renders, step_scenes
 from .scenes import SIZE, VALIDATION_SEEDS, random_scene
-from .train_config import TextConfig, check_device, differing_settings
+from .phase import Phase, saved_run
+from .train_config import TextConfig, check_device
 
 CHECKPOINT = "text_checkpoint.pt"
 ENCODERS = ("clip", "t5")
@@ -144,58 +142,26 @@ def pretrain_text_encoders(pipe, config: TextConfig, out: Path, progress: bool =
     pipe.to(device)
     encoders = [pipe.text_encoder, pipe.text_encoder_2]
     model = Contrastive(pipe.text_encoder.config.hidden_size).to(device)
-    params = [p for m in [*encoders, model] for p in m.parameters()]
     for m in [*encoders, model]:  # eval mode: no dropout (T5's), so a resumed run draws what an unbroken one did
         m.eval().requires_grad_(True)
-    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.01)
-    schedule = get_cosine_schedule_with_warmup(optimizer, config.warmup, config.steps)
-    state = {"step": 0, "losses": [], "curve": [], "seconds": 0.0}
+    phase = Phase("text", [*encoders, model], config.steps, config.lr, config.warmup)
     path = out / CHECKPOINT
-    if path.exists():
-        saved = torch.load(path, map_location="cpu", weights_only=False)
-        differ = differing_settings(saved["config"], config)
-        if differ:
-            raise ValueError(f"{path} was written with other settings ({', '.join(differ)}); resume with the same "
-                             "ones or another --out")
-        for m, weights in zip([*encoders, model], saved["modules"]):
-            m.load_state_dict(weights)
-        optimizer.load_state_dict(saved["optimizer"])
-        schedule.load_state_dict(saved["schedule"])
-        state = saved["state"]
+    saved = saved_run(path, config)
+    if saved is not None:
+        phase.load(saved["phase"])
 
-    def save():
-        save_torch({"config": asdict(config), "modules": [m.state_dict() for m in [*encoders, model]],
-                    "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(), "state": state}, path)
+    def batch(step: int):
+        scenes = step_scenes(config.seed, "text", step, config.batch_size)
+        return renders(scenes).to(device), scenes
 
-    start = time.perf_counter() - state["seconds"]
-    for _ in tqdm(range(state["step"], config.steps), initial=state["step"], total=config.steps, desc="text",
-                  disable=not progress):
-        scenes = step_scenes(config.seed, "text", state["step"], config.batch_size)
-        pixels = renders(scenes).to(device)
-        loss = contrastive_loss(model, pipe, pixels, scenes)
-        optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optimizer.step()
-        schedule.step()
-        state["losses"].append(loss.item())
-        state["step"] += 1
-        state["seconds"] = time.perf_counter() - start
-        if state["step"] % config.eval_every == 0 or state["step"] == config.steps:
-            row = {"step": state["step"], "minutes": round(state["seconds"] / 60, 2),
-                   **evaluate_text(model, pipe, config.eval_scenes)}
-            state["curve"].append(row)
-            if on_eval is not None:
-                on_eval(row)
-            start = time.perf_counter() - state["seconds"]  # minutes count training, not evaluation
-        if state["step"] % config.checkpoint_every == 0 or state["step"] == config.steps:
-            save()
+    phase.run(batch, lambda data: contrastive_loss(model, pipe, *data), device,
+              lambda: evaluate_text(model, pipe, config.eval_scenes),
+              lambda: save_torch({"config": asdict(config), "phase": phase.state()}, path),
+              config.eval_every, config.checkpoint_every, on_eval, progress)
     for m in encoders:
         m.requires_grad_(False)
     pipe.text_encoder.save_pretrained(out / "text_encoder")
     pipe.text_encoder_2.save_pretrained(out / "text_encoder_2")
-    losses = state["losses"]
-    record = {"config": asdict(config), "minutes": round(state["seconds"] / 60, 2), "curve": state["curve"],
-              "loss_every_100": [float(np.mean(losses[i:i + 100])) for i in range(0, len(losses), 100)]}
+    record = {"config": asdict(config), **phase.record()}
     write_json(out / "text_pretraining.json", record)
     return record

@@ -30,7 +30,6 @@ optimiser state; held-out evaluations run in float32 on every device.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -38,8 +37,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from diffusers.optimization import get_cosine_schedule_with_warmup
-from tqdm import tqdm
 
 from ..editing.images import scaled_latents
 from ..flux.latents import decode_latents, latent_image_ids
@@ -47,11 +44,12 @@ from ..reporting import save_torch, write_json
 from ..schedules import flux_schedule
 from ..solvers import integrate
 from .autoencoder import render_batch
-from .batches import SceneBatches, autocast, step_rng, to_unit
+from .batches import SceneBatches, step_rng, to_unit
 from .detect import check_scene, composition
 from .model import save_mini_pipeline
+from .phase import Phase, saved_run
 from .scenes import SIZE, VALIDATION_SEEDS, in_caption_order, random_scene
-from .train_config import TrainConfig, check_device, differing_settings
+from .train_config import TrainConfig, check_device
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -167,46 +165,6 @@ def student_from(teacher):
     return student.to(teacher.device)
 
 
-class _Phase:
-    """Optimiser, warm-up + cosine learning rate, loss history and held-out curve of one training phase."""
-
-    def __init__(self, name: str, modules: list[torch.nn.Module], steps: int, lr: float, warmup: int):
-        self.name, self.steps = name, steps
-        self.modules = modules
-        self.params = [p for m in modules for p in m.parameters()]
-        self.optimizer = torch.optim.AdamW(self.params, lr=lr, weight_decay=0.01)
-        self.schedule = get_cosine_schedule_with_warmup(self.optimizer, min(warmup, steps // 10 + 1), steps)
-        self.step, self.losses, self.curve, self.seconds, self.steps_by_device = 0, [], [], 0.0, {}
-
-    def update(self, loss: torch.Tensor, device: torch.device) -> None:
-        self.optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.params, 1.0)
-        self.optimizer.step()
-        self.schedule.step()
-        self.losses.append(loss.item())
-        self.step += 1
-        self.steps_by_device[device.type] = self.steps_by_device.get(device.type, 0) + 1
-
-    def state(self) -> dict:
-        return {"modules": [m.state_dict() for m in self.modules], "optimizer": self.optimizer.state_dict(),
-                "schedule": self.schedule.state_dict(), "step": self.step, "losses": self.losses,
-                "curve": self.curve, "seconds": self.seconds, "steps_by_device": self.steps_by_device}
-
-    def load(self, state: dict) -> None:
-        """A saved :meth:`state`, from any device: weights and optimiser state go to the modules' device."""
-        for m, s in zip(self.modules, state["modules"]):
-            m.load_state_dict(s)
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.schedule.load_state_dict(state["schedule"])
-        self.step, self.losses, self.curve, self.seconds = (state[k] for k in ("step", "losses", "curve", "seconds"))
-        self.steps_by_device = dict(state.get("steps_by_device", {}))
-
-    def record(self) -> dict:
-        return {"minutes": round(self.seconds / 60, 2), "steps_by_device": self.steps_by_device, "curve": self.curve,
-                "loss_every_100": [float(np.mean(self.losses[i:i + 100])) for i in range(0, len(self.losses), 100)]}
-
-
 @dataclass
 class Batch:
     """Training step ``step``'s batch: clean latents ``x`` and noise [B, L, C], t [B], x_t = (1 - t) x + t noise,
@@ -249,8 +207,8 @@ class Trainer:
             m.eval().requires_grad_(False)
         for m in self.trained:
             m.train().requires_grad_(True)
-        self.teacher = _Phase("teacher", self.trained, config.teacher_steps, config.lr, config.warmup)
-        self.student: _Phase | None = None
+        self.teacher = Phase("teacher", self.trained, config.teacher_steps, config.lr, config.warmup)
+        self.student: Phase | None = None
         self.uncond = None  # the empty prompt's encoding, the student's unconditional branch
         self.saved = self._resume()
 
@@ -259,15 +217,10 @@ class Trainer:
         return self.out / CHECKPOINT if self.out is not None else None
 
     def _resume(self) -> dict | None:
-        if self.checkpoint is None or not self.checkpoint.exists():
-            return None
-        saved = torch.load(self.checkpoint, map_location="cpu", weights_only=False)  # written on any device
-        differ = differing_settings(saved["config"], self.config)
-        if differ:
-            raise ValueError(f"{self.checkpoint} was written with other settings ({', '.join(differ)}); "
-                             "resume with the same settings or choose another output folder")
-        self.teacher.load(saved["teacher"])
-        self.noise_rng.set_state(saved["torch_rng"])
+        saved = saved_run(self.checkpoint, self.config) if self.checkpoint is not None else None
+        if saved is not None:
+            self.teacher.load(saved["teacher"])
+            self.noise_rng.set_state(saved["torch_rng"])
         return saved
 
     def save(self) -> None:
@@ -303,33 +256,17 @@ class Trainer:
             target = cfg_velocity(self.pipe.transformer, batch.x_t, batch.t, cond, self.uncond, self.img_ids, scale)
         return (target - call(transformer, batch.x_t, batch.t, cond, self.img_ids, scale)).pow(2).mean()
 
-    def run(self, phase: _Phase, transformer, loss: Callable[[Batch, torch.nn.Module], torch.Tensor]) -> None:
+    def run(self, phase: Phase, transformer, loss: Callable[[Batch, torch.nn.Module], torch.Tensor]) -> None:
         """``phase`` from its current step to its end: a step per batch, held-out rows, checkpoints."""
         config = self.config
         hot = torch.compile(transformer) if config.compile else transformer
-        bar = tqdm(range(phase.step, phase.steps), initial=phase.step, total=phase.steps, desc=phase.name,
-                   disable=not self.progress)
-        start = time.perf_counter() - phase.seconds
+        on_eval = (lambda row: self.on_eval(phase.name, row)) if self.on_eval is not None else None
         with SceneBatches(config.seed, phase.name, config.batch_size, phase.steps, config.render_workers,
                           config.caption_order) as scenes:
-            for _ in bar:
-                batch = self.batch(scenes, phase.step)
-                with autocast(self.device):
-                    value = loss(batch, hot)
-                phase.update(value, self.device)
-                if phase.step % 100 == 0:
-                    bar.set_postfix(loss=f"{np.mean(phase.losses[-100:]):.4f}")
-                phase.seconds = time.perf_counter() - start
-                if phase.step % config.eval_every == 0 or phase.step == phase.steps:
-                    row = {"step": phase.step, "minutes": round(phase.seconds / 60, 2),
-                           **evaluate(self.pipe, transformer, config.eval_captions, config.eval_reconstructions,
-                                      config.eval_guidance, order=config.caption_order)}
-                    phase.curve.append(row)
-                    if self.on_eval is not None:
-                        self.on_eval(phase.name, row)
-                    start = time.perf_counter() - phase.seconds  # the wall time counts training, not evaluation
-                if phase.step % config.checkpoint_every == 0 or phase.step == phase.steps:
-                    self.save()
+            phase.run(lambda step: self.batch(scenes, step), lambda batch: loss(batch, hot), self.device,
+                      lambda: evaluate(self.pipe, transformer, config.eval_captions, config.eval_reconstructions,
+                                       config.eval_guidance, order=config.caption_order),
+                      self.save, config.eval_every, config.checkpoint_every, on_eval, self.progress)
 
     def train(self, init: dict | None = None):
         """Teacher, then (``distill_steps`` > 0) student; returns the pipeline, holding the last, and the record."""
@@ -345,7 +282,7 @@ class Trainer:
             save_mini_pipeline(pipe, self.out / "teacher")
             write_json(self.out / "teacher" / "training.json", record)
         transformer = student_from(pipe.transformer).train().requires_grad_(True)
-        self.student = _Phase("distill", [transformer], config.distill_steps, config.distill_lr, config.warmup)
+        self.student = Phase("distill", [transformer], config.distill_steps, config.distill_lr, config.warmup)
         if self.saved is not None and self.saved["student"] is not None:
             self.student.load(self.saved["student"])
         self.uncond = encode(pipe, [""] * config.batch_size)
