@@ -178,6 +178,7 @@ def test_batch_runner_shards_across_two_processes(tmp_path):
     assert [(out / f"ended.rank{r}").read_text() for r in (0, 1)] == ["True", "True"]
 
 
+@pytest.mark.slow
 def test_the_shipped_mini_flux_runs_from_the_command_line_with_default_arguments(tmp_path):
     from fireflow_edu.mini.model import SHIPPED
     from fireflow_edu.mini.scenes import make_edit
@@ -199,6 +200,7 @@ def test_the_shipped_mini_flux_runs_from_the_command_line_with_default_arguments
     assert json.loads((tmp_path / "r" / "reconstruction.json").read_text())["metrics"]["psnr"] > 30
 
 
+@pytest.mark.slow
 def test_the_gpu_check_script_runs_every_step_on_the_tiny_model(tmp_path):
     """benchmarks/gpu_check.py is run once on a lent GPU: its --tiny mode runs the same steps here, so it cannot rot."""
     import runpy

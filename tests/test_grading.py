@@ -174,6 +174,7 @@ def test_every_solution_exercise_has_a_check_cell():
 
 # --- grading a folder -------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_grade_folder_scores_good_blank_partial_and_broken(tmp_path, capsys):
     folder = tmp_path / "submissions"
     folder.mkdir()

@@ -234,6 +234,7 @@ def test_student_starts_as_the_teachers_conditional_branch():
         torch.testing.assert_close(call(student, x, t, text, ids, torch.tensor([1.0, 4.0])), call(teacher, x, t, text, ids))
 
 
+@pytest.mark.slow
 def test_training_resumes_from_its_checkpoint_to_the_same_weights(tmp_path):
     config = TrainConfig(**TINY_RUN)
     straight, _ = train_mini_flux(build_mini_pipeline(seed=0), config, tmp_path / "straight", progress=False)

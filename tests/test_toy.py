@@ -89,6 +89,7 @@ def test_fireflow_matches_target_no_worse_than_euler_at_20_nfe(toy_flows):
     assert result["w2_floor"] < rows["fireflow"]["w2_to_target"]
 
 
+@pytest.mark.slow
 def test_demo_command_writes_figure_and_metrics(tmp_path, capsys):
     main(["demo", "--out", str(tmp_path), "--iterations", "50", "--reflow-pairs", "500",
           "--samples", "300", "--no-progress"])
