@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import warnings
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -113,6 +114,14 @@ def test_autoencoder_training_resumes_to_the_same_weights_and_sets_flux_normalis
     assert latents.shape == (200, 16, 64)  # 4x downsampling, 16 channels, packed 2x2: 16 tokens of 64
     with pytest.raises(ValueError, match="other settings"):
         train_autoencoder(AutoencoderConfig(**{**TINY_AUTOENCODER, "lr": 1e-4}), tmp_path / "resumed", progress=False)
+    # a checkpoint in the layout before the shared training phase: a clear error, not a KeyError mid-resume
+    from fireflow_edu.mini.autoencoder import CHECKPOINT as AE_CHECKPOINT
+
+    old = tmp_path / "old" / AE_CHECKPOINT
+    old.parent.mkdir()
+    torch.save({"config": asdict(config), "model": {}, "state": {"step": 2}}, old)
+    with pytest.raises(ValueError, match="holds no phase, torch_rng: an older fireflow_edu"):
+        train_autoencoder(config, tmp_path / "old", progress=False)
 
 
 @pytest.mark.slow

@@ -117,7 +117,7 @@ def train_autoencoder(config: AutoencoderConfig, out: Path, progress: bool = Tru
     vae = build_autoencoder(config).to(device).train()
     phase = Phase("autoencoder", [vae], config.steps, config.lr, config.warmup, weight_decay=0.0)
     path = out / CHECKPOINT
-    saved = saved_run(path, config)
+    saved = saved_run(path, config, holds=("phase", "torch_rng"))
     if saved is not None:
         phase.load(saved["phase"])
         generator.set_state(saved["torch_rng"])

@@ -2,10 +2,10 @@
 
 Each phase is AdamW with a linear warm-up and a cosine decay of the learning rate, gradients clipped at norm 1,
 one batch and loss per step (the loss under :func:`~fireflow_edu.mini.batches.autocast`: bfloat16 on a GPU),
-held-out rows every ``eval_every`` steps and a checkpoint every ``checkpoint_every``. Its minutes count training only, not the
-held-out evaluations, so two curves compare at equal training time however often each evaluates. A phase's
-:meth:`Phase.state` is what a checkpoint holds of it; a rerun :meth:`Phase.load`\\ s it (from any device) and
-goes on where it stopped.
+held-out rows every ``eval_every`` steps and a checkpoint every ``checkpoint_every``. Its minutes count training
+only, not the held-out evaluations, so two curves compare at equal training time however often each evaluates.
+A phase's :meth:`Phase.state` is what a checkpoint holds of it; a rerun :meth:`Phase.load`\\ s it (from any
+device) and goes on where it stopped.
 """
 
 from __future__ import annotations
@@ -94,12 +94,17 @@ class Phase:
                 "loss_every_100": [float(np.mean(self.losses[i:i + 100])) for i in range(0, len(self.losses), 100)]}
 
 
-def saved_run(path: Path, config) -> dict | None:
+def saved_run(path: Path, config, holds: tuple[str, ...]) -> dict | None:
     """The checkpoint at ``path`` (None if there is none), or a clear error where it was written with other
-    settings than ``config`` (those a run may change on resuming aside)."""
+    settings than ``config`` (those a run may change on resuming aside) or lacks an entry of ``holds`` (written by
+    an older version, in another layout)."""
     if not path.exists():
         return None
     saved = torch.load(path, map_location="cpu", weights_only=False)  # written on any device
+    missing = [key for key in holds if key not in saved]
+    if missing:
+        raise ValueError(f"{path} holds no {', '.join(missing)}: an older fireflow_edu wrote it in another layout; "
+                         "delete it to start over, or choose another output folder")
     differ = differing_settings(saved["config"], config)
     if differ:
         raise ValueError(f"{path} was written with other settings ({', '.join(differ)}); resume with the same "

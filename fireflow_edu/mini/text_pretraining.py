@@ -146,7 +146,7 @@ def pretrain_text_encoders(pipe, config: TextConfig, out: Path, progress: bool =
         m.eval().requires_grad_(True)
     phase = Phase("text", [*encoders, model], config.steps, config.lr, config.warmup)
     path = out / CHECKPOINT
-    saved = saved_run(path, config)
+    saved = saved_run(path, config, holds=("phase",))
     if saved is not None:
         phase.load(saved["phase"])
 

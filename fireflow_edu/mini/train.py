@@ -217,7 +217,9 @@ class Trainer:
         return self.out / CHECKPOINT if self.out is not None else None
 
     def _resume(self) -> dict | None:
-        saved = saved_run(self.checkpoint, self.config) if self.checkpoint is not None else None
+        if self.checkpoint is None:
+            return None
+        saved = saved_run(self.checkpoint, self.config, holds=("teacher", "torch_rng", "student"))
         if saved is not None:
             self.teacher.load(saved["teacher"])
             self.noise_rng.set_state(saved["torch_rng"])
