@@ -2,7 +2,7 @@
 left-to-right order, and a text side pretrained contrastively and then frozen."""
 
 import json
-from dataclasses import replace
+from dataclasses import asdict, replace
 
 import numpy as np
 import pytest
@@ -113,6 +113,13 @@ def test_text_pretraining_resumes_saves_encoders_a_fresh_mini_starts_from_and_co
     text = json.loads((tmp_path / "straight" / "text_pretraining.json").read_text())
     run = {"init": {"text_pretraining": {**text, "minutes": 2.5}}, "teacher": {"minutes": 10.0}}
     assert chain_minutes(run) == 12.5
+    # a checkpoint in the layout before the shared training phase: a clear error, not a KeyError mid-resume
+    from fireflow_edu.mini.text_pretraining import CHECKPOINT
+
+    (tmp_path / "old").mkdir()
+    torch.save({"config": asdict(config), "encoders": {}, "step": 2}, tmp_path / "old" / CHECKPOINT)
+    with pytest.raises(ValueError, match="holds no phase: an older fireflow_edu"):
+        pretrain_text_encoders(build_mini_pipeline(seed=0), config, tmp_path / "old", progress=False)
 
 
 def test_mini_train_takes_pretrained_text_encoders_frozen_and_records_them(tmp_path, capsys):

@@ -97,19 +97,22 @@ def contrastive_loss(model: Contrastive, pipe, pixels: torch.Tensor, scenes: lis
     hard = [i for i, s in enumerate(swaps) if s is not None]
     captions = [s.caption for s in scenes] + [swaps[i].caption for i in hard]
     images, texts = embeddings(model, pipe, pixels, captions)
-    b, scale = len(scenes), model.log_scale.exp().clamp(max=100)
-    blocked = torch.ones(b, len(hard), dtype=torch.bool, device=pixels.device)  # image i sees only its own swap
-    blocked[hard, torch.arange(len(hard))] = False
-    labels = torch.arange(b, device=pixels.device)
-    loss = 0
-    for name in ENCODERS:
-        text, swapped = texts[name][:b], texts[name][b:]
-        # masked after scaling: -inf times the scale's gradient would be NaN
-        hard = (scale * images @ swapped.T).masked_fill(blocked, -torch.inf)
-        per_image = torch.cat([scale * images @ text.T, hard], 1)
-        loss = loss + nn.functional.cross_entropy(per_image, labels) + \
-            nn.functional.cross_entropy(scale * text @ images.T, labels)
-    return loss / 2
+    # logits in float32 whatever the autocast (bf16 on CUDA): with a scale up to 100, bf16 leaves too few digits
+    with torch.autocast(pixels.device.type, enabled=False):
+        images, texts = images.float(), {name: t.float() for name, t in texts.items()}
+        b, scale = len(scenes), model.log_scale.exp().clamp(max=100)
+        blocked = torch.ones(b, len(hard), dtype=torch.bool, device=pixels.device)  # image i sees only its own swap
+        blocked[hard, torch.arange(len(hard))] = False
+        labels = torch.arange(b, device=pixels.device)
+        loss = 0
+        for name in ENCODERS:
+            text, swapped = texts[name][:b], texts[name][b:]
+            # masked after scaling: -inf times the scale's gradient would be NaN
+            hard = (scale * images @ swapped.T).masked_fill(blocked, -torch.inf)
+            per_image = torch.cat([scale * images @ text.T, hard], 1)
+            loss = loss + nn.functional.cross_entropy(per_image, labels) + \
+                nn.functional.cross_entropy(scale * text @ images.T, labels)
+        return loss / 2
 
 
 @torch.no_grad()
@@ -135,7 +138,8 @@ def evaluate_text(model: Contrastive, pipe, num_scenes: int) -> dict[str, float]
 def pretrain_text_encoders(pipe, config: TextConfig, out: Path, progress: bool = True, on_eval=None) -> dict:
     """Train ``pipe``'s CLIP and T5 text encoders (in place) with the loss above, checkpointing to
     ``out/text_checkpoint.pt`` (a rerun resumes); save them into ``out`` (``text_encoder/``, ``text_encoder_2/``,
-    ``text_pretraining.json``) and return the record: config, minutes, loss every 100 steps, held-out curve."""
+    ``text_pretraining.json``) and return the record: config, minutes, steps run on each device (``steps_by_device``),
+    loss every 100 steps, held-out curve."""
     device = check_device(config.device)
     out = Path(out)
     torch.manual_seed(config.seed)
