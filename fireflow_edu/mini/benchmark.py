@@ -10,7 +10,8 @@
   success (the detector finds the target caption in the edited image), per kind, the share of
   pixels outside the mask that keep their palette colour, and strict success: success with at
   least ``KEPT_FOR_STRICT`` of them kept (an edit that redraws the whole scene to fit the
-  target caption succeeds, but not strictly).
+  target caption succeeds, but not strictly). Beside the masked rows, the blend's ceiling under each rule
+  (:func:`blend_ceiling`): what a latent blend would keep if the edit got every editable cell exactly right.
 
 All scenes use ``TEST_SEEDS`` (:mod:`~fireflow_edu.mini.scenes`), which neither training nor its held-out
 curve draws.
@@ -19,13 +20,16 @@ curve draws.
 from __future__ import annotations
 
 import statistics
+import time
 
 import numpy as np
+import torch
 from tqdm import tqdm
 
 from ..editing.algorithms import run_algorithm
 from ..editing.api import generate, reconstruct
 from ..editing.boundary import model_adapter
+from ..editing.masks import latent_cells
 from ..editing.metrics import PSNR_CAP, capped, masked_psnr, psnr, rmse_255, ssim
 from .detect import COMPOSITION_ERRORS, check_scene, composition, detect, kept_share
 from .scenes import EDIT_KINDS, SIZE, TEST_SEEDS, make_edit, random_scene
@@ -33,6 +37,7 @@ from .scenes import EDIT_KINDS, SIZE, TEST_SEEDS, make_edit, random_scene
 GENERATION = (("euler", 20), ("fireflow", 10))
 GUIDANCE_SCALES = (1.0, 1.5, 2.0, 3.0, 4.0)
 RECONSTRUCTION = (("euler", 9), ("rf_solver", 5), ("fireflow", 8), ("euler", 31), ("rf_solver", 15), ("fireflow", 30))
+CEILING = "blend ceiling"  # an "algorithm" of this table alone: blend_ceiling, no model call but the autoencoder's
 EDITING = (  # (label, algorithm, settings): the paper's solver settings, injection ~1/8 of the steps, then FireFlow's
     # peers at their authors' FLUX defaults (the paper's Table 4, ReFlow rows) and FireFlow 8 given the ground-truth
     # edit mask under each rule that maps it to latent cells (mask=True: the case's own mask)
@@ -49,6 +54,8 @@ EDITING = (  # (label, algorithm, settings): the paper's solver settings, inject
     ("fireflow 8 + mask (half)", "fireflow", dict(steps=8, inject=1, mask=True, mask_rule="half")),
     ("fireflow 8 + mask (all)", "fireflow", dict(steps=8, inject=1, mask=True, mask_rule="all")),
     ("fireflow 8 + mask (paste)", "fireflow", dict(steps=8, inject=1, mask=True, mask_mode="paste")),
+    ("ceiling of a blend (any)", CEILING, dict(mask_rule="any")),
+    ("ceiling of a blend (half)", CEILING, dict(mask_rule="half")),
 )
 KEPT_FOR_STRICT = 0.97
 
@@ -126,6 +133,17 @@ def edit_cases(num_cases: int = 200) -> list:
     return [make_edit(TEST_SEEDS[20_000 + i], EDIT_KINDS[i % len(EDIT_KINDS)]) for i in range(num_cases)]
 
 
+def blend_ceiling(pipe, case, mask_rule: str) -> np.ndarray:
+    """uint8 [H, W, 3]: the most a latent blend under ``mask_rule`` can keep (:mod:`~fireflow_edu.editing.masks`):
+    the cells it may edit hold the ground truth's own latents, as if the edit had got each of them exactly right,
+    the others the source's, decoded together. What it loses, it loses to cells that mix what changes with what
+    stays, and to a decoder that reads each latent cell with its neighbours."""
+    adapter = model_adapter(pipe)
+    source, truth = (adapter.encode_image(scene.render()) for scene in (case.source, case.target))
+    editable = adapter.latent_mask(latent_cells(case.mask, adapter.mask_cell, mask_rule))  # SIZE needs no crop
+    return adapter.decode(torch.where(editable, truth, source), SIZE, SIZE)
+
+
 def score_edit(case, edited: np.ndarray) -> dict:
     """Preservation, fidelity to the ground truth, and success for one edited image."""
     source, truth = case.source.render(), case.target.render()
@@ -143,12 +161,17 @@ def editing(pipe, num_cases: int = 200, configs=EDITING, progress: bool = True) 
     for label, algorithm, settings in configs:
         scores, nfe, seconds = [], 0, []
         for case in tqdm(cases, desc=f"edit {label}", disable=not progress):
-            given = {**settings, "mask": case.mask} if settings.get("mask") is True else settings
-            out = run_algorithm(algorithm, pipe, case.source.render(), case.source.caption, case.target.caption,
-                                progress=False, **given)
-            nfe = out.nfe
-            seconds.append(out.seconds["total"])
-            scores.append((case.kind, score_edit(case, np.asarray(out.image))))
+            if algorithm == CEILING:
+                start = time.perf_counter()
+                image, nfe = blend_ceiling(pipe, case, **settings), 0
+                seconds.append(time.perf_counter() - start)
+            else:
+                given = {**settings, "mask": case.mask} if settings.get("mask") is True else settings
+                out = run_algorithm(algorithm, pipe, case.source.render(), case.source.caption, case.target.caption,
+                                    progress=False, **given)
+                image, nfe = np.asarray(out.image), out.nfe
+                seconds.append(out.seconds["total"])
+            scores.append((case.kind, score_edit(case, image)))
         row = {"nfe": nfe, "seconds": _mean(seconds), **{key: _mean([s[key] for _, s in scores]) for key in scores[0][1]}}
         row["success_by_kind"] = {kind: _mean([s["success"] for k, s in scores if k == kind]) for kind in EDIT_KINDS}
         results[label] = row
