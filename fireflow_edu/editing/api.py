@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from contextlib import nullcontext
+from functools import partial
 
 from PIL import Image
 
@@ -30,7 +31,7 @@ from ..timing import Clock
 from .boundary import Guidance, model_adapter
 from .features import AttentionFeatures, parse_strategy
 from .images import to_pixels
-from .masks import LatentBlend, check_mask, check_rule, cropped_mask, paste
+from .masks import LatentBlend, check_mask, check_rule, cropped_mask, fit_background, paste
 from .passes import EditResult, InversionResult, Passes, check_steps, edit_result
 
 __all__ = ["EditResult", "InversionResult", "edit", "edit_inversion", "generate", "invert", "reconstruct"]
@@ -140,8 +141,10 @@ def edit(pipe, image, source_prompt: str, target_prompt: str, steps: int = 8, in
             to the source (blended latent editing, :mod:`~fireflow_edu.editing.masks`, which states the rule
             ``mask_rule`` that maps pixels to latent cells; default "any"). All False gives the source latents
             back exactly, all True the unmasked edit exactly. Costs no NFE.
-        mask_mode: "blend" (the above), "paste" (the unmasked edit, then the source's pixels outside the mask)
-            or "blend+paste"; see :mod:`~fireflow_edu.editing.masks`.
+        mask_mode: "blend" (the above), "paste" (the unmasked edit, then the source's pixels outside the mask),
+            "blend+paste", or "blend+fit" (the blend, then its latents fitted so the decoded image comes back
+            to the source's pixels outside the mask: no NFE, a few dozen decoder passes with gradients); see
+            :mod:`~fireflow_edu.editing.masks`.
         cache_device: keep stored features there (e.g. "cpu") instead of beside the activations.
 
     Returns an :class:`EditResult`; ``nfe`` is 18 for the default 8-step FireFlow edit. The same as
@@ -170,18 +173,21 @@ def edit_inversion(pipe, inversion: InversionResult, target_prompt: str, guidanc
     steps = len(inversion.timesteps) - 1
     adapter = model_adapter(pipe)
     guidance = adapter.resolve_guidance(guidance, "edit", steps)
-    blend = cropped = None
+    blend = cropped = refine = None
     if mask is not None:
         mask_rule = check_rule(mask_rule, mask_mode)
         cropped = cropped_mask(adapter, inversion, mask)
         if "blend" in mask_mode:
             blend = LatentBlend.from_mask(adapter, inversion, cropped, mask_rule)
+        if "fit" in mask_mode:
+            refine = partial(fit_background, adapter, source=inversion.source, cropped=cropped, progress=progress)
     features = inversion.features
     passes = Passes(adapter, inversion.settings["method"], progress, Clock(adapter.device))
     with adapter.feature_hooks(features) if features is not None else nullcontext():
         if features is not None:
             features.clear_injections()
-        denoised, out, branches = passes.denoise(inversion, target_prompt, guidance, features, project=blend)
+        denoised, out, branches = passes.denoise(inversion, target_prompt, guidance, features, project=blend,
+                                                 refine=refine)
     if cropped is not None and "paste" in mask_mode:  # in pixels, after decoding: the edit never saw the mask
         out = paste(inversion.source, out, cropped)
     seconds = {phase: inversion.seconds.get(phase, 0.0) + passes.clock.seconds.get(phase, 0.0)

@@ -172,7 +172,8 @@ def algorithm_options(parser, mask: str | None = None) -> None:
                               "pixels are in the mask")
         fireflow.add_argument("--mask-mode", choices=MASK_MODES, default=None,
                               help="blend: keep the latents outside the mask on the inversion's trajectory (default); "
-                              "paste: the unmasked edit with the source's pixels outside the mask; or both")
+                              "paste: the unmasked edit with the source's pixels outside the mask; blend+paste: both; "
+                              "blend+fit: the blend, its latents then fitted to the source's pixels outside the mask")
     rf = parser.add_argument_group("rf_inversion")
     rf.add_argument("--gamma", type=float, default=None, help="inversion's pull toward the noise sample (default 0.5)")
     rf.add_argument("--eta", type=float, default=None, help="edit's pull toward the source (default 1.0)")

@@ -76,10 +76,15 @@ def vae_encode(pipe, pixels: np.ndarray) -> torch.Tensor:
     return scaled_latents(pipe.vae, pipe.image_processor.preprocess(Image.fromarray(pixels)))
 
 
+def vae_decode_float(pipe, latent: torch.Tensor) -> torch.Tensor:
+    """Scaled VAE latents [1, C, h, w] -> the decoder's image [1, 3, H, W], float32 in [-1, 1]; differentiable in
+    the latents (a masked edit's background fit)."""
+    vae = pipe.vae
+    latent = latent / vae.config.scaling_factor + vae.config.shift_factor
+    return vae.decode(latent.to(vae.dtype), return_dict=False)[0].float()
+
+
 @torch.no_grad()
 def vae_decode(pipe, latent: torch.Tensor) -> np.ndarray:
     """Scaled VAE latents [1, C, h, w] -> uint8 [H, W, 3]."""
-    vae = pipe.vae
-    latent = latent / vae.config.scaling_factor + vae.config.shift_factor
-    image = vae.decode(latent.to(vae.dtype), return_dict=False)[0]
-    return np.asarray(pipe.image_processor.postprocess(image.float(), output_type="pil")[0])
+    return np.asarray(pipe.image_processor.postprocess(vae_decode_float(pipe, latent), output_type="pil")[0])

@@ -168,12 +168,20 @@ class Passes:
             return self.adapter.decode(latents, *size)
 
     def denoise(self, inversion: InversionResult, prompt: str, guidance, features=None, *,
-                control: Callable | None = None, project: Callable | None = None):
-        """The denoising pass from the inversion's noise, decoded: (solver result, pixels, branch evaluations)."""
+                control: Callable | None = None, project: Callable | None = None, refine: Callable | None = None):
+        """The denoising pass from the inversion's noise, decoded: (solver result, pixels, branch evaluations).
+
+        ``refine(latents) -> latents`` changes the final state before it is decoded (a masked edit's background
+        fit), timed as its own phase; the solver result keeps the state the pass ended on.
+        """
         size = inversion.source.shape[:2]
         result = self.solve("denoise", prompt, inversion.noise, inversion.timesteps, size, guidance, features,
                             control=control, project=project)
-        return result, self.decode(result.x, size), result.nfe * self.adapter.branches(guidance)
+        latents = result.x
+        if refine is not None:
+            with self.clock.phase("refine"):
+                latents = refine(latents)
+        return result, self.decode(latents, size), result.nfe * self.adapter.branches(guidance)
 
 
 def edit_result(inversion: InversionResult, denoised, pixels: np.ndarray, branches: int, seconds: dict,

@@ -8,7 +8,7 @@ import torch
 
 from ..editing.boundary import Guidance, pipeline_schedule
 from ..editing.features import feature_hooks, resolve_blocks
-from .latents import decode_latents, encode_image, latent_image_ids, size_multiple
+from .latents import decode_latents, decode_latents_float, encode_image, latent_image_ids, size_multiple
 from .velocity import FluxVelocity, encode_prompt, per_step_guidance, resolve_guidance
 
 # what "auto" means on a guidance-distilled FLUX: faithful inversion at 1, the reference's edits at 2, and
@@ -47,6 +47,9 @@ class FluxAdapter:
 
     def decode(self, latents: torch.Tensor, height: int, width: int):
         return decode_latents(self.pipe, latents, height, width)
+
+    def decode_float(self, latents: torch.Tensor, height: int, width: int) -> torch.Tensor:
+        return decode_latents_float(self.pipe, latents, height, width)
 
     def noise(self, height: int, width: int, seed: int) -> torch.Tensor:
         tokens = (height // self.size_multiple) * (width // self.size_multiple)

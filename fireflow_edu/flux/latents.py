@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..editing.images import vae_decode, vae_encode
+from ..editing.images import vae_decode, vae_decode_float, vae_encode
 from .known_inputs import warn_if_unknown_size
 
 
@@ -24,6 +24,11 @@ def encode_image(pipe, pixels: np.ndarray) -> torch.Tensor:
 def decode_latents(pipe, packed: torch.Tensor, height: int, width: int) -> np.ndarray:
     """FLUX's packed latents -> uint8 [H, W, 3]."""
     return vae_decode(pipe, pipe._unpack_latents(packed, height, width, pipe.vae_scale_factor))
+
+
+def decode_latents_float(pipe, packed: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """FLUX's packed latents -> [1, 3, H, W] float32 in [-1, 1], differentiable."""
+    return vae_decode_float(pipe, pipe._unpack_latents(packed, height, width, pipe.vae_scale_factor))
 
 
 def latent_image_ids(pipe, height: int, width: int) -> torch.Tensor:

@@ -54,6 +54,7 @@ EDITING = (  # (label, algorithm, settings): the paper's solver settings, inject
     ("fireflow 8 + mask (half)", "fireflow", dict(steps=8, inject=1, mask=True, mask_rule="half")),
     ("fireflow 8 + mask (all)", "fireflow", dict(steps=8, inject=1, mask=True, mask_rule="all")),
     ("fireflow 8 + mask (paste)", "fireflow", dict(steps=8, inject=1, mask=True, mask_mode="paste")),
+    ("fireflow 8 + mask (fit)", "fireflow", dict(steps=8, inject=1, mask=True, mask_mode="blend+fit")),
     ("ceiling of a blend (any)", CEILING, dict(mask_rule="any")),
     ("ceiling of a blend (half)", CEILING, dict(mask_rule="half")),
 )
@@ -65,7 +66,7 @@ KEPT_FOR_STRICT = 0.97
 PAPER_TABLE_4 = {"fireflow 8": (23.03, 82.49), "fireflow 15": (23.28, 82.82), "rf_solver 15": (22.90, 81.90),
                  "rf_inversion 28": (20.82, 71.92), "flowedit 28, n_max 24": None, "fireflow 8 + mask (any)": None,
                  "fireflow 8 + mask (half)": None, "fireflow 8 + mask (all)": None,
-                 "fireflow 8 + mask (paste)": None}
+                 "fireflow 8 + mask (paste)": None, "fireflow 8 + mask (fit)": None}
 
 
 def _mean(values) -> float:

@@ -21,7 +21,7 @@ import torch
 
 from ..editing.boundary import pipeline_schedule
 from ..editing.features import StepAware
-from ..editing.images import vae_decode, vae_encode
+from ..editing.images import vae_decode, vae_decode_float, vae_encode
 
 # classifier-free guidance "auto" means: none to invert, the reference's 2 to edit, diffusers' 7 to generate
 AUTO_GUIDANCE = {"invert": None, "edit": 2.0, "generate": 7.0}
@@ -91,6 +91,9 @@ class SD3Adapter:
 
     def decode(self, latents: torch.Tensor, height: int, width: int):
         return vae_decode(self.pipe, latents)
+
+    def decode_float(self, latents: torch.Tensor, height: int, width: int) -> torch.Tensor:
+        return vae_decode_float(self.pipe, latents)
 
     def noise(self, height: int, width: int, seed: int) -> torch.Tensor:
         factor = self.pipe.vae_scale_factor
