@@ -185,8 +185,11 @@ def test_the_background_fit_brings_the_pixels_outside_the_mask_back_to_the_sourc
     assert error(fitted, ~mask) < 0.95 * error(blended, ~mask)
     assert fitted.nfe == blended.nfe and fitted.seconds["refine"] > 0
     assert (fitted.settings["mask_mode"], fitted.settings["mask_rule"]) == ("blend+fit", "any")
-    latents = inversion.latents
-    assert torch.equal(fit_background(model_adapter(flux), latents, inversion.source, mask, steps=0), latents)
+    # one step moves the latents and leaves the decoder's weights as they were, with no gradient kept
+    before = [w.clone() for w in flux.vae.parameters()]
+    moved = fit_background(model_adapter(flux), inversion.latents, inversion.source, mask, steps=1)
+    assert not torch.equal(moved, inversion.latents) and not moved.requires_grad
+    assert all(w.grad is None and torch.equal(w, b) for w, b in zip(flux.vae.parameters(), before))
 
 
 def test_the_mask_rules_on_hand_made_cells():

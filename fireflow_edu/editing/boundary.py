@@ -6,7 +6,7 @@ registry below maps pipeline class names to adapter classes, by module path), wh
 
 - ``size_multiple``: image sides must be a multiple of it; ``device``: where the model runs;
 - ``encode_image(pixels [H, W, 3] uint8) -> latents`` (the solver state, float32, the family's layout) and
-  ``decode(latents, height, width) -> uint8 [H, W, 3]`` (``decode_float``: the decoder's [1, 3, H, W] in [-1, 1],
+  ``decode(latents, height, width) -> uint8 [H, W, 3]`` (``decode_float``: the decoder's [1, 3, H, W], about [-1, 1] unclamped,
   differentiable, for a masked edit's background fit); ``noise(height, width, seed)``: latents at t = 1;
 - ``encode_prompt(prompt)``: the family's conditioning;
 - ``schedule(steps, latents)``: the sampling grid [steps + 1] from 1 (noise) to 0 (data), as the pipeline's

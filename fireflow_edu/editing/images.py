@@ -77,7 +77,7 @@ def vae_encode(pipe, pixels: np.ndarray) -> torch.Tensor:
 
 
 def vae_decode_float(pipe, latent: torch.Tensor) -> torch.Tensor:
-    """Scaled VAE latents [1, C, h, w] -> the decoder's image [1, 3, H, W], float32 in [-1, 1]; differentiable in
+    """Scaled VAE latents [1, C, h, w] -> the decoder's image [1, 3, H, W], float32, about [-1, 1] (unclamped); differentiable in
     the latents (a masked edit's background fit)."""
     vae = pipe.vae
     latent = latent / vae.config.scaling_factor + vae.config.shift_factor

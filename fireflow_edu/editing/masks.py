@@ -98,14 +98,18 @@ def fit_background(adapter, latents: torch.Tensor, source: np.ndarray, cropped: 
     height, width = cropped.shape
     device = latents.device
     inside = torch.from_numpy(cropped).to(device)[None, None].float()
-    wanted = torch.from_numpy(source).to(device).permute(2, 0, 1)[None].float() / 127.5 - 1
+    wanted = torch.as_tensor(np.array(source), device=device).permute(2, 0, 1)[None].float() / 127.5 - 1
     z = latents.detach().clone().requires_grad_(True)
     optimizer = torch.optim.Adam([z], lr=lr)
+    with torch.no_grad():
+        edited = adapter.decode_float(z, height, width)
     with torch.enable_grad():
-        edited = adapter.decode_float(z, height, width).detach()
         for _ in tqdm(range(steps), desc="fit background", disable=not progress, leave=False):
             decoded = adapter.decode_float(z, height, width)
             loss = (inside * (decoded - edited) ** 2).mean() + ((1 - inside) * (decoded - wanted) ** 2).mean()
+            if not torch.isfinite(loss):  # a half-precision decoder's backward can overflow
+                raise FloatingPointError(f"the background fit's loss became {loss.item()}: run the VAE in "
+                                         "float32 (pipe.vae.to(torch.float32)), or use mask_mode 'blend'")
             # the gradient of z alone: the decoder's weights are the model's, never trained here
             (z.grad,) = torch.autograd.grad(loss, z)
             optimizer.step()

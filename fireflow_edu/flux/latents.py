@@ -27,7 +27,7 @@ def decode_latents(pipe, packed: torch.Tensor, height: int, width: int) -> np.nd
 
 
 def decode_latents_float(pipe, packed: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """FLUX's packed latents -> [1, 3, H, W] float32 in [-1, 1], differentiable."""
+    """FLUX's packed latents -> [1, 3, H, W] float32, about [-1, 1] (unclamped), differentiable."""
     return vae_decode_float(pipe, pipe._unpack_latents(packed, height, width, pipe.vae_scale_factor))
 
 
