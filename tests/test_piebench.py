@@ -191,14 +191,16 @@ def test_data_check_the_readme_shows_the_recorded_mini_piebench_table(capsys):
 
 
 def test_data_check_the_readme_sets_the_recorded_peers_side_by_side(capsys):
-    """The README's comparison of FireFlow, RF-Inversion, FlowEdit and masked FireFlow on the mini PIE-Bench is
-    ``piebench --markdown`` of the four recorded summaries, one row each, not typed by hand."""
+    """The README's comparison of FireFlow, RF-Inversion, FlowEdit and masked FireFlow (blended, and blended with
+    the background fit) on the mini PIE-Bench is ``piebench --markdown`` of the five recorded summaries, one row
+    each, not typed by hand."""
     runs = ["mini_piebench.json", "mini_piebench_rf_inversion.json", "mini_piebench_flowedit.json",
-            "mini_piebench_fireflow_masks.json"]
+            "mini_piebench_fireflow_masks.json", "mini_piebench_fireflow_masks_fit.json"]
     main(["piebench", "--markdown", *(str(ROOT / "benchmarks" / run) for run in runs)])
     table = capsys.readouterr().out.strip()
     rows = table.splitlines()[2:]
     assert [row.split(" | ")[0] for row in rows] == ["| fireflow, steps 8, inject 1, method fireflow, strategy replace_v",
-                                                     "| rf_inversion", "| flowedit", "| fireflow + PIE-Bench masks"]
-    assert [row.split(" | ")[-1] for row in rows] == ["18.00 |", "56.00 |", "48.00 |", "18.00 |"]  # NFE
+                                                     "| rf_inversion", "| flowedit", "| fireflow + PIE-Bench masks",
+                                                     "| fireflow, mask_mode blend+fit + PIE-Bench masks"]
+    assert [row.split(" | ")[-1] for row in rows] == ["18.00 |", "56.00 |", "48.00 |", "18.00 |", "18.00 |"]  # NFE
     assert table in (ROOT / "README.md").read_text()
