@@ -52,6 +52,30 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.skip(reason="run in JupyterLab by tests/test_browser.py"))
 
 
+@pytest.fixture(scope="module")
+def flux():
+    """The tiny random-weight FluxPipeline (built offline), one per test module: tests may hook or move it."""
+    from fireflow_edu.flux import tiny_pipeline
+
+    return tiny_pipeline(seed=0)
+
+
+@pytest.fixture(scope="module")
+def sd3():
+    """The tiny random-weight StableDiffusion3Pipeline, one per test module."""
+    from fireflow_edu.sd3 import tiny_sd3_pipeline
+
+    return tiny_sd3_pipeline()
+
+
+@pytest.fixture(scope="module")
+def mini():
+    """The shipped mini FLUX (data/mini_flux), one per test module."""
+    from fireflow_edu.mini.model import load_mini_pipeline
+
+    return load_mini_pipeline()
+
+
 @pytest.fixture(scope="session")
 def toy_flows():
     """1-RF and 2-RF trained once for the whole test session: the same setting as notebooks 02 and 03 in fast mode,

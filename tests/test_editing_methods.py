@@ -22,27 +22,6 @@ SOURCE, TARGET = "a photo of a cat", "a photo of a dog"
 
 
 @pytest.fixture(scope="module")
-def flux():
-    from fireflow_edu.flux import tiny_pipeline
-
-    return tiny_pipeline(seed=0)
-
-
-@pytest.fixture(scope="module")
-def sd3():
-    from fireflow_edu.sd3 import tiny_sd3_pipeline
-
-    return tiny_sd3_pipeline()
-
-
-@pytest.fixture(scope="module")
-def mini():
-    from fireflow_edu.mini.model import load_mini_pipeline
-
-    return load_mini_pipeline()
-
-
-@pytest.fixture(scope="module")
 def image():
     return (np.random.default_rng(0).random((64, 80, 3)) * 255).astype(np.uint8)
 

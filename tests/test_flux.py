@@ -23,8 +23,8 @@ SOURCE, TARGET = "a photo of a cat on a wall", "a photo of a dog on a wall"
 
 
 @pytest.fixture(scope="module")
-def pipe():
-    return tiny_pipeline(seed=0)
+def pipe(flux):
+    return flux
 
 
 @pytest.fixture(scope="module")

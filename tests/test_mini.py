@@ -331,8 +331,8 @@ def test_strict_success_needs_the_rest_of_the_scene_kept():
 
 
 @pytest.fixture(scope="module")
-def shipped():
-    return load_mini_pipeline()
+def shipped(mini):
+    return mini
 
 
 def test_shipped_model_loads_offline_both_ways(shipped):

@@ -20,10 +20,8 @@ SOURCE, TARGET = "a photo of a cat", "a photo of a dog"
 
 
 @pytest.fixture(scope="module")
-def pipe():
-    from fireflow_edu.sd3 import tiny_sd3_pipeline
-
-    return tiny_sd3_pipeline()
+def pipe(sd3):
+    return sd3
 
 
 @pytest.fixture(scope="module")
